@@ -1,0 +1,1 @@
+//! The Rampart control plane.
