@@ -1,1 +1,8 @@
-//! The Rampart control plane.
+//! The Rampart control plane: the config model, building and publishing dataplane tables,
+//! the control thread (`rampart run`), and IKEv2.
+
+pub mod build;
+pub mod config;
+pub mod daemon;
+pub mod logging;
+pub mod report;

@@ -1,0 +1,114 @@
+//! The L3 around ESP: the gateway's own addresses, static and connected routes, and the
+//! neighbour (ARP/NDP) table that turns a next hop into an Ethernet address.
+
+use crate::spd::Prefix;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+pub type Mac = [u8; 6];
+
+/// An address the gateway owns on one of its ports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalAddr {
+    pub port: u16,
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+}
+
+/// A route: packets to `dst` leave by `port`, to `via` or (when connected) to the destination itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub dst: Prefix,
+    pub via: Option<IpAddr>,
+    pub port: u16,
+}
+
+/// Where a packet goes next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextHop {
+    pub port: u16,
+    pub addr: IpAddr,
+}
+
+/// Longest-prefix-match routing over a handful of static and connected routes.
+#[derive(Clone, Debug, Default)]
+pub struct Routes {
+    // Sorted by prefix length, longest first, so the first match is the longest.
+    routes: Vec<Route>,
+}
+
+impl Routes {
+    /// Connected routes come from the local addresses; static routes are added to them.
+    pub fn new(local: &[LocalAddr], statics: Vec<Route>) -> Self {
+        let mut routes: Vec<Route> = local
+            .iter()
+            .map(|l| Route { dst: Prefix::new(l.addr, l.prefix_len), via: None, port: l.port })
+            .chain(statics)
+            .collect();
+        routes.sort_by_key(|r| std::cmp::Reverse(r.dst.len));
+        Routes { routes }
+    }
+
+    #[inline]
+    pub fn lookup(&self, dst: IpAddr) -> Option<NextHop> {
+        let r = self.routes.iter().find(|r| r.dst.contains(&dst))?;
+        Some(NextHop { port: r.port, addr: r.via.unwrap_or(dst) })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter()
+    }
+}
+
+/// The resolved neighbours, keyed by (port, address).
+#[derive(Clone, Debug, Default)]
+pub struct Neighbors {
+    map: HashMap<(u16, IpAddr), Mac>,
+}
+
+impl Neighbors {
+    #[inline]
+    pub fn get(&self, port: u16, addr: IpAddr) -> Option<&Mac> {
+        self.map.get(&(port, addr))
+    }
+    /// Records a neighbour; returns true when that changed the table.
+    pub fn learn(&mut self, port: u16, addr: IpAddr, mac: Mac) -> bool {
+        self.map.insert((port, addr), mac) != Some(mac)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&(u16, IpAddr), &Mac)> {
+        self.map.iter()
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// The gateway's own addresses.
+#[derive(Clone, Debug, Default)]
+pub struct Locals {
+    addrs: Vec<LocalAddr>,
+}
+
+impl Locals {
+    pub fn new(addrs: Vec<LocalAddr>) -> Self {
+        Locals { addrs }
+    }
+    #[inline]
+    pub fn is_local(&self, addr: IpAddr) -> bool {
+        self.addrs.iter().any(|l| l.addr == addr)
+    }
+    #[inline]
+    pub fn owns_on(&self, port: u16, addr: IpAddr) -> bool {
+        self.addrs.iter().any(|l| l.port == port && l.addr == addr)
+    }
+    /// The address to use as source on `port` for the family of `like`.
+    pub fn source_for(&self, port: u16, like: IpAddr) -> Option<IpAddr> {
+        self.addrs.iter().find(|l| l.port == port && l.addr.is_ipv4() == like.is_ipv4()).map(|l| l.addr)
+    }
+    pub fn all(&self) -> &[LocalAddr] {
+        &self.addrs
+    }
+}

@@ -1,0 +1,34 @@
+//! DPDK mbufs as packet buffers, so ESP and the L3 code run on them unchanged.
+
+use crate::buf::PktBuf;
+use dpdk_sys::Mbuf;
+
+/// Packets per RX/TX burst.
+pub const BURST: usize = 32;
+
+impl PktBuf for Mbuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
+    }
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        Mbuf::data_mut(self)
+    }
+    #[inline]
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        Mbuf::prepend(self, n)
+    }
+    #[inline]
+    fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        Mbuf::append(self, n)
+    }
+    #[inline]
+    fn adj(&mut self, n: usize) -> bool {
+        Mbuf::adj(self, n)
+    }
+    #[inline]
+    fn trim(&mut self, n: usize) -> bool {
+        Mbuf::trim(self, n)
+    }
+}

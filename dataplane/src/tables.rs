@@ -1,0 +1,61 @@
+//! The tables the workers read: one immutable snapshot (SPD, SAD, routes, neighbours, own
+//! addresses), built by the control thread and published by epoch swap (see `qsbr`).
+
+use crate::counters::SaDrops;
+use crate::esp::Sa;
+use crate::l3::{Locals, Mac, Neighbors, Routes};
+use crate::spd::{Action, Selector, Spd};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+/// An installed SA with what the dataplane keeps beside it.
+#[derive(Debug)]
+pub struct SaEntry {
+    pub name: String,
+    pub sa: Sa,
+    /// Inbound only: the inner packet must match one of these (RFC 4301 5.2, step 4).
+    pub selectors: Vec<Selector>,
+    pub drops: SaDrops,
+}
+
+/// SPIs are random or chosen by us; a multiplicative hash spreads them without SipHash's cost.
+#[derive(Default)]
+pub struct SpiHasher(u64);
+
+impl Hasher for SpiHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+pub type SpiMap<V> = HashMap<u32, V, BuildHasherDefault<SpiHasher>>;
+
+/// One published snapshot. Parts that did not change are shared with the previous snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct Tables {
+    /// Bumped whenever the SPD changes; flow cache entries carry it, so a cached verdict never
+    /// outlives the policy set it came from. SA changes do not bump it: the cache stores the
+    /// policy, and the SA is looked up through `out_sa` in the current snapshot.
+    pub spd_gen: u64,
+    pub spd: Arc<Spd>,
+    /// What transit traffic that matches no policy gets.
+    pub default_action: Action,
+    /// For each SPD policy index: the outbound SA that a PROTECT policy uses now.
+    pub out_sa: Vec<Option<Arc<SaEntry>>>,
+    /// Inbound SAs by SPI.
+    pub sad_in: SpiMap<Arc<SaEntry>>,
+    pub routes: Arc<Routes>,
+    pub neighbors: Arc<Neighbors>,
+    pub locals: Arc<Locals>,
+    /// The MAC address of each port, by port index.
+    pub macs: Arc<Vec<Mac>>,
+}

@@ -1,0 +1,450 @@
+//! The poll-mode worker: one per core, pinned. Each loop polls its RX queue on every port,
+//! sorts the burst into arrays (encrypt, decrypt, forward, local, exception, drop), runs ESP
+//! over each array, routes, and transmits in bursts; then reports a quiescent state.
+
+use crate::counters::{DropReason, WorkerCounters};
+use crate::flowcache::FlowCache;
+use crate::l3::{Mac, NextHop};
+use crate::local;
+use crate::mbuf::BURST;
+use crate::qsbr::Reader;
+use crate::spd::{Action, Direction, FlowKey};
+use crate::tables::{SaEntry, Tables};
+use crate::wire;
+use crossbeam_queue::ArrayQueue;
+use dpdk_sys::{Mbuf, Mempool, Port};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a worker hands to the control thread.
+#[derive(Debug)]
+pub enum ToControl {
+    /// A packet for the gateway itself that the worker does not serve (IKE, ...), from `port`,
+    /// starting at its IP header.
+    Packet { port: u16, mbuf: Mbuf },
+    /// A neighbour seen in ARP or NDP.
+    Neighbor { port: u16, addr: IpAddr, mac: Mac },
+}
+
+/// The parts of a worker that the control thread sees.
+#[derive(Debug)]
+pub struct WorkerShared {
+    pub counters: WorkerCounters,
+    pub to_control: ArrayQueue<ToControl>,
+    /// IP packets from the control thread, routed and sent by the worker.
+    pub to_worker: ArrayQueue<Mbuf>,
+}
+
+impl WorkerShared {
+    pub fn new() -> Self {
+        WorkerShared { counters: WorkerCounters::default(), to_control: ArrayQueue::new(1024), to_worker: ArrayQueue::new(1024) }
+    }
+}
+
+impl Default for WorkerShared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// The verdict for a flow, as kept in the flow cache: the kind in the top two bits, the SPD
+// policy index below.
+const V_ENCRYPT: u32 = 0;
+const V_FORWARD: u32 = 1 << 30;
+const V_DISCARD: u32 = 2 << 30;
+const V_MISMATCH: u32 = 3 << 30;
+const V_KIND: u32 = 3 << 30;
+
+/// The worker's own state, apart from its table reader.
+pub struct Path {
+    pub id: usize,
+    pub queue: u16,
+    pub ports: Vec<Port>,
+    pub pool: Mempool,
+    pub shared: Arc<WorkerShared>,
+    pub flows: FlowCache,
+    tx: Vec<TxBuf>,
+    /// TSC of the last neighbour solicitation, to send at most a few per millisecond.
+    last_solicit: u64,
+    solicit_gap: u64,
+}
+
+struct TxBuf {
+    bufs: [Option<Mbuf>; BURST],
+    len: usize,
+}
+
+pub struct Worker {
+    pub path: Path,
+    pub reader: Reader<Tables>,
+    pub stop: Arc<AtomicBool>,
+    /// Sleep this long after an empty poll: 0 for pure polling (the default on a dedicated core).
+    pub idle_sleep: Duration,
+}
+
+impl Worker {
+    pub fn new(
+        id: usize,
+        ports: Vec<Port>,
+        pool: Mempool,
+        shared: Arc<WorkerShared>,
+        reader: Reader<Tables>,
+        stop: Arc<AtomicBool>,
+        idle_sleep: Duration,
+    ) -> Self {
+        let tx = ports.iter().map(|_| TxBuf { bufs: [const { None }; BURST], len: 0 }).collect();
+        let path = Path {
+            id,
+            queue: id as u16,
+            ports,
+            pool,
+            shared,
+            flows: FlowCache::new(4096),
+            tx,
+            last_solicit: 0,
+            solicit_gap: dpdk_sys::tsc_hz() / 1000,
+        };
+        Worker { path, reader, stop, idle_sleep }
+    }
+
+    /// The poll loop; returns when `stop` is set.
+    pub fn run(mut self) {
+        while !self.stop.load(Ordering::Relaxed) {
+            let got = self.poll_once();
+            if got == 0 && !self.idle_sleep.is_zero() {
+                self.reader.offline();
+                std::thread::sleep(self.idle_sleep);
+                self.reader.online();
+            }
+        }
+        self.reader.offline();
+    }
+
+    /// One iteration: every port once, then the control thread's packets, then TX.
+    pub fn poll_once(&mut self) -> usize {
+        let t = self.reader.snapshot();
+        let mut got = 0;
+        for p in 0..self.path.ports.len() {
+            got += self.path.poll_port(t, p as u16);
+        }
+        while let Some(m) = self.path.shared.to_worker.pop() {
+            self.path.route_out(t, m);
+        }
+        self.path.flush();
+        self.path.shared.counters.iterations.add(1);
+        self.reader.quiescent();
+        got
+    }
+}
+
+enum Class<'t> {
+    Encrypt(&'t SaEntry),
+    Decrypt(&'t SaEntry),
+    /// Transit in clear (BYPASS): decrement TTL and route.
+    Forward,
+    /// Rewritten in place into an answer; route it (IP) or send it back out `port` (ARP).
+    Reply,
+    ReplyOn(u16),
+    /// Served here (a neighbour advertisement, ARP for someone else): nothing to send.
+    Consumed,
+    Exception,
+    Drop(DropReason),
+}
+
+impl Path {
+    fn poll_port(&mut self, t: &Tables, port: u16) -> usize {
+        let mut rx: [Option<Mbuf>; BURST] = [const { None }; BURST];
+        let n = self.ports[port as usize].rx_burst(self.queue, &mut rx);
+        if n == 0 {
+            return 0;
+        }
+        let c = &self.shared.counters;
+        c.rx_packets.add(n as u64);
+        let mut enc: [Option<(Mbuf, &SaEntry)>; BURST] = [const { None }; BURST];
+        let mut dec: [Option<(Mbuf, &SaEntry)>; BURST] = [const { None }; BURST];
+        let (mut ne, mut nd) = (0, 0);
+        for slot in rx.iter_mut().take(n) {
+            let Some(mut m) = slot.take() else { continue };
+            match self.classify(t, port, &mut m) {
+                Class::Encrypt(sa) => {
+                    enc[ne] = Some((m, sa));
+                    ne += 1;
+                }
+                Class::Decrypt(sa) => {
+                    dec[nd] = Some((m, sa));
+                    nd += 1;
+                }
+                Class::Forward => {
+                    self.shared.counters.bypassed.add(1);
+                    self.route_out(t, m)
+                }
+                Class::Reply => {
+                    self.shared.counters.local.add(1);
+                    self.route_out(t, m)
+                }
+                Class::ReplyOn(p) => {
+                    self.shared.counters.local.add(1);
+                    self.send(p, m)
+                }
+                Class::Consumed => self.shared.counters.local.add(1),
+                Class::Exception => {
+                    self.shared.counters.exceptions.add(1);
+                    if self.shared.to_control.push(ToControl::Packet { port, mbuf: m }).is_err() {
+                        self.drop(DropReason::ExceptionFull, 1);
+                    }
+                }
+                Class::Drop(r) => self.drop(r, 1),
+            }
+        }
+        self.encrypt(t, &mut enc[..ne]);
+        self.decrypt(t, &mut dec[..nd]);
+        n
+    }
+
+    #[inline]
+    fn drop(&self, r: DropReason, n: u64) {
+        self.shared.counters.drops.add(r, n);
+    }
+
+    /// Decides what a frame is. On return, IP packets start at their IP header (the Ethernet
+    /// header is gone) and are trimmed to the IP length (no Ethernet padding).
+    fn classify<'t>(&mut self, t: &'t Tables, port: u16, m: &mut Mbuf) -> Class<'t> {
+        if !m.is_contiguous() {
+            return Class::Drop(DropReason::Unsupported);
+        }
+        let Ok(eth) = wire::ethernet::Frame::new_checked(m.data()) else {
+            return Class::Drop(DropReason::Malformed);
+        };
+        match eth.ethertype() {
+            wire::ethernet::ETHERTYPE_ARP => return self.arp(t, port, m),
+            wire::ethernet::ETHERTYPE_IPV4 | wire::ethernet::ETHERTYPE_IPV6 => {}
+            _ => return Class::Drop(DropReason::Unsupported),
+        }
+        m.adj(wire::ethernet::HEADER_LEN);
+        let Ok(ip) = wire::IpView::parse(m.data()) else {
+            return Class::Drop(DropReason::Malformed);
+        };
+        let ip_len = ip.total_len();
+        let excess = m.len() - ip_len;
+        if excess > 0 {
+            m.trim(excess);
+        }
+        if t.locals.owns_on(port, ip.dst()) || t.locals.is_local(ip.dst()) || ip.dst().is_multicast() {
+            return self.local(t, port, m);
+        }
+        let key = ip.flow_key();
+        if ip.hop_limit() <= 1 {
+            return Class::Drop(DropReason::TtlExceeded);
+        }
+        let v = self.verdict(t, &key);
+        match v & V_KIND {
+            V_ENCRYPT => match t.out_sa.get((v & !V_KIND) as usize) {
+                Some(Some(sa)) => {
+                    wire::decrement_ttl(m.data_mut());
+                    Class::Encrypt(sa)
+                }
+                // PROTECT with no usable SA: never in clear.
+                _ => Class::Drop(DropReason::NoSa),
+            },
+            V_FORWARD => {
+                wire::decrement_ttl(m.data_mut());
+                Class::Forward
+            }
+            V_DISCARD => Class::Drop(DropReason::Discard),
+            _ => Class::Drop(DropReason::PolicyMismatch),
+        }
+    }
+
+    /// The flow's verdict, from the flow cache when it holds one for this SPD generation.
+    fn verdict(&mut self, t: &Tables, key: &FlowKey) -> u32 {
+        let hash = key.hash32();
+        if let Some(v) = self.flows.lookup(key, hash, t.spd_gen) {
+            self.shared.counters.flow_hits.add(1);
+            return v;
+        }
+        self.shared.counters.flow_misses.add(1);
+        let v = match t.spd.lookup(Direction::Outbound, key) {
+            Some((i, p)) => match p.action {
+                Action::Protect => V_ENCRYPT | i,
+                Action::Discard => V_DISCARD,
+                Action::Bypass => self.inbound_verdict(t, key),
+            },
+            None => match t.default_action {
+                Action::Discard => V_DISCARD,
+                _ => self.inbound_verdict(t, key),
+            },
+        };
+        self.flows.insert(key, hash, t.spd_gen, v);
+        v
+    }
+
+    /// Clear traffic that an inbound PROTECT policy covers should have come through a tunnel.
+    fn inbound_verdict(&self, t: &Tables, key: &FlowKey) -> u32 {
+        match t.spd.lookup(Direction::Inbound, key) {
+            Some((_, p)) if p.action == Action::Protect => V_MISMATCH,
+            Some((_, p)) if p.action == Action::Discard => V_DISCARD,
+            _ => V_FORWARD,
+        }
+    }
+
+    /// A packet for one of our addresses: ESP to decrypt, a ping to answer, or for the control plane.
+    fn local<'t>(&mut self, t: &'t Tables, port: u16, m: &mut Mbuf) -> Class<'t> {
+        match local::classify(m.data()) {
+            local::Kind::Esp { spi } => match t.sad_in.get(&spi) {
+                Some(sa) => Class::Decrypt(sa),
+                None => Class::Drop(DropReason::NoSa),
+            },
+            local::Kind::NatKeepalive => Class::Drop(DropReason::NatKeepalive),
+            local::Kind::EchoRequest => {
+                if local::echo_reply(m.data_mut()) {
+                    Class::Reply
+                } else {
+                    Class::Drop(DropReason::Malformed)
+                }
+            }
+            local::Kind::NeighborSolicit { target, src_mac } => {
+                if let (Some(mac), Some(src)) = (src_mac, wire::IpView::parse(m.data()).ok().map(|ip| ip.src())) {
+                    self.learn(t, port, src, mac);
+                }
+                if t.locals.owns_on(port, target) && local::neighbor_advert(m.data_mut(), t.macs[port as usize]) {
+                    Class::Reply
+                } else {
+                    Class::Consumed
+                }
+            }
+            local::Kind::NeighborAdvert { target, mac } => {
+                self.learn(t, port, target, mac);
+                Class::Consumed
+            }
+            local::Kind::Other => Class::Exception,
+            local::Kind::Malformed => Class::Drop(DropReason::Malformed),
+        }
+    }
+
+    fn arp<'t>(&mut self, t: &'t Tables, port: u16, m: &mut Mbuf) -> Class<'t> {
+        let Some(arp) = local::arp(m.data()) else {
+            return Class::Drop(DropReason::Malformed);
+        };
+        self.learn(t, port, IpAddr::V4(arp.sender_ip), arp.sender_mac);
+        if arp.is_request && t.locals.owns_on(port, IpAddr::V4(arp.target_ip)) {
+            local::arp_reply(m.data_mut(), t.macs[port as usize]);
+            return Class::ReplyOn(port);
+        }
+        Class::Consumed
+    }
+
+    fn learn(&self, t: &Tables, port: u16, addr: IpAddr, mac: Mac) {
+        if t.neighbors.get(port, addr) != Some(&mac) {
+            let _ = self.shared.to_control.push(ToControl::Neighbor { port, addr, mac });
+        }
+    }
+
+    fn encrypt(&mut self, t: &Tables, burst: &mut [Option<(Mbuf, &SaEntry)>]) {
+        for slot in burst.iter_mut() {
+            let Some((mut m, sa)) = slot.take() else { continue };
+            match sa.sa.encap(&mut m) {
+                Ok(()) => {
+                    self.shared.counters.encrypted.add(1);
+                    self.route_out(t, m);
+                }
+                Err(e) => {
+                    let r = crate::esp_drop_reason(&e);
+                    sa.drops.add(self.id, r);
+                    self.drop(r, 1);
+                }
+            }
+        }
+    }
+
+    fn decrypt(&mut self, t: &Tables, burst: &mut [Option<(Mbuf, &SaEntry)>]) {
+        for slot in burst.iter_mut() {
+            let Some((mut m, sa)) = slot.take() else { continue };
+            if let Err(e) = sa.sa.decap(&mut m) {
+                let r = crate::esp_drop_reason(&e);
+                sa.drops.add(self.id, r);
+                self.drop(r, 1);
+                continue;
+            }
+            // Delivered only if the inner packet is one this SA may carry (RFC 4301 5.2).
+            let allowed = wire::IpView::parse(m.data())
+                .map(|ip| sa.selectors.iter().any(|s| s.matches(&ip.flow_key())) && ip.hop_limit() > 1)
+                .unwrap_or(false);
+            if !allowed {
+                sa.drops.add(self.id, DropReason::PolicyMismatch);
+                self.drop(DropReason::PolicyMismatch, 1);
+                continue;
+            }
+            wire::decrement_ttl(m.data_mut());
+            self.shared.counters.decrypted.add(1);
+            self.route_out(t, m);
+        }
+    }
+
+    /// Routes an IP packet, adds its Ethernet header and queues it for TX.
+    fn route_out(&mut self, t: &Tables, mut m: Mbuf) {
+        let Ok(dst) = wire::IpView::parse(m.data()).map(|ip| ip.dst()) else {
+            return self.drop(DropReason::Malformed, 1);
+        };
+        let Some(nh) = t.routes.lookup(dst) else {
+            return self.drop(DropReason::NoRoute, 1);
+        };
+        let Some(&mac) = t.neighbors.get(nh.port, nh.addr) else {
+            self.solicit(t, nh);
+            return self.drop(DropReason::NoNeighbor, 1);
+        };
+        let ethertype = if dst.is_ipv4() { wire::ethernet::ETHERTYPE_IPV4 } else { wire::ethernet::ETHERTYPE_IPV6 };
+        let Some(h) = m.prepend(wire::ethernet::HEADER_LEN) else {
+            return self.drop(DropReason::NoRoom, 1);
+        };
+        wire::ethernet::write_header(h, mac, t.macs[nh.port as usize], ethertype);
+        self.send(nh.port, m);
+    }
+
+    /// Asks who has `nh` (ARP or NDP), a few times per millisecond at most.
+    fn solicit(&mut self, t: &Tables, nh: NextHop) {
+        let now = dpdk_sys::rdtsc();
+        if now.wrapping_sub(self.last_solicit) < self.solicit_gap {
+            return;
+        }
+        self.last_solicit = now;
+        let Some(src) = t.locals.source_for(nh.port, nh.addr) else { return };
+        let Some(mut m) = self.pool.alloc() else { return };
+        if local::solicitation(&mut m, t.macs[nh.port as usize], src, nh.addr) {
+            self.send(nh.port, m);
+        }
+    }
+
+    fn send(&mut self, port: u16, m: Mbuf) {
+        let q = &mut self.tx[port as usize];
+        q.bufs[q.len] = Some(m);
+        q.len += 1;
+        if q.len == BURST {
+            self.flush_port(port);
+        }
+    }
+
+    fn flush(&mut self) {
+        for p in 0..self.tx.len() {
+            self.flush_port(p as u16);
+        }
+    }
+
+    fn flush_port(&mut self, port: u16) {
+        let q = &mut self.tx[port as usize];
+        if q.len == 0 {
+            return;
+        }
+        let sent = self.ports[port as usize].tx_burst(self.queue, &mut q.bufs[..q.len]);
+        let unsent = q.len - sent;
+        for b in q.bufs[..q.len].iter_mut() {
+            b.take();
+        }
+        q.len = 0;
+        self.shared.counters.tx_packets.add(sent as u64);
+        if unsent > 0 {
+            self.drop(DropReason::TxFull, unsent as u64);
+        }
+    }
+}
