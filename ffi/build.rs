@@ -7,8 +7,11 @@ use std::process::Command;
 
 const INSTALL_HINT: &str = "apt-get install libdpdk-dev dpdk pkg-config libclang-dev clang";
 
+/// Stops the build with what is missing and how to install it (an exit, not a panic, so
+/// the message is not buried under a backtrace).
 fn fail(what: &str) -> ! {
-    panic!("\n\ndpdk-sys: {what}\nInstall the build dependencies with:\n    {INSTALL_HINT}\n\n");
+    eprintln!("\ndpdk-sys: {what}\nInstall the build dependencies with:\n    {INSTALL_HINT}\n");
+    std::process::exit(1);
 }
 
 fn pkg_config_bin() -> String {
@@ -53,6 +56,7 @@ fn pmd_dir(lib: &pkg_config::Library) -> String {
 
 fn main() {
     let shim = Path::new("shim");
+    println!("cargo:rerun-if-env-changed=LIBCLANG_PATH");
     for f in ["shim.c", "shim.h", "wrapper.h"] {
         println!("cargo:rerun-if-changed={}", shim.join(f).display());
     }
@@ -81,6 +85,8 @@ fn main() {
         .allowlist_var("RTE_.*")
         // Thread-local per-lcore variables cannot be bound; the shim exposes what we need.
         .blocklist_item("per_lcore_.*")
+        // Packed protocol headers with aligned members that Rust cannot express.
+        .opaque_type("rte_l2tpv2_combined_msg_hdr|rte_gtp_psc_generic_hdr")
         .layout_tests(false)
         .derive_default(true)
         .prepend_enum_name(false)
@@ -88,8 +94,9 @@ fn main() {
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()));
 
     // bindgen panics deep inside clang-sys when libclang is missing; say what to install instead.
+    std::panic::set_hook(Box::new(|info| eprintln!("bindgen: {info}")));
     let bindings = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || builder.generate()))
-        .unwrap_or_else(|_| fail("bindgen could not load libclang"))
+        .unwrap_or_else(|_| fail("bindgen could not load libclang (set LIBCLANG_PATH if it is installed elsewhere)"))
         .unwrap_or_else(|e| fail(&format!("bindgen failed on the DPDK headers: {e}")));
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("bindings.rs");
     bindings.write_to_file(&out).expect("write bindings.rs");

@@ -19,13 +19,18 @@ use tracing::{info, warn};
 /// the same machine needs when the config does not say (no shared runtime files).
 pub fn eal_args(cfg: &Config) -> Vec<String> {
     let mut args = cfg.eal.clone();
-    let has = |flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
-    if !has("--in-memory") && !has("--file-prefix") {
-        args.push("--in-memory".into());
+    let has = |args: &[String], flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    if !has(&args, "--file-prefix") {
+        // No runtime files shared with another DPDK process on this machine.
+        args.extend(["--file-prefix".into(), format!("rampart-{}", std::process::id()), "--no-shconf".into()]);
     }
-    if !has("-l") && !has("--lcores") && !has("-c") {
+    if !has(&args, "--telemetry") && !has(&args, "--no-telemetry") {
+        args.push("--no-telemetry".into());
+    }
+    if !has(&args, "-l") && !has(&args, "--lcores") && !has(&args, "-c") {
         // The main lcore is the control thread; workers are pinned by us and registered.
         let main = (0..).find(|c| !cfg.cores.contains(c)).unwrap_or(0);
+        let main = if main < std::thread::available_parallelism().map_or(1, |n| n.get()) { main } else { 0 };
         args.extend(["-l".into(), main.to_string()]);
     }
     args

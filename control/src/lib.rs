@@ -4,5 +4,6 @@
 pub mod build;
 pub mod config;
 pub mod daemon;
+pub mod ike;
 pub mod logging;
 pub mod report;

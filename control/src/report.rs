@@ -42,13 +42,18 @@ pub fn text(gw: &Gateway, started: Instant) -> String {
         sas.sort_by_key(|e| e as *const _ as usize);
         sas.dedup_by_key(|e| *e as *const _ as usize);
         for e in sas {
-            let _ = writeln!(s, "sa {} out spi {:#010x}: {} pkts {} bytes; drops: {}", e.name, e.sa.spi(), e.sa.packets(), e.sa.bytes(), drops(e.drops.nonzero()));
+            sa_line(&mut s, e, "out");
         }
         let mut ins: Vec<&SaEntry> = t.sad_in.values().map(|a| &**a).collect();
         ins.sort_by_key(|e| e.sa.spi());
         for e in ins {
-            let _ = writeln!(s, "sa {} in spi {:#010x}: {} pkts {} bytes; drops: {}", e.name, e.sa.spi(), e.sa.packets(), e.sa.bytes(), drops(e.drops.nonzero()));
+            sa_line(&mut s, e, "in");
         }
     }
     s
+}
+
+fn sa_line(s: &mut String, e: &SaEntry, dir: &str) {
+    let st = e.sa.stats();
+    let _ = writeln!(s, "sa {} {dir} spi {:#010x}: {} pkts {} bytes; drops: {}", e.name, e.sa.spi(), st.packets, st.bytes, drops(e.drops.nonzero()));
 }

@@ -1,6 +1,7 @@
 //! Packet counters kept by the workers and read by the control thread: each counter has one
 //! writer (its worker), so updates are plain load/store on atomics, never a shared RMW.
 
+use crate::esp::EspError;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Why a packet was dropped. Every drop on the packet path has exactly one reason.
@@ -25,10 +26,12 @@ pub enum DropReason {
     TxFull,
     ExceptionFull,
     NatKeepalive,
+    EcnDrop,
+    TooBig,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::NoSa,
         DropReason::Replay,
         DropReason::AuthFailed,
@@ -47,6 +50,8 @@ impl DropReason {
         DropReason::TxFull,
         DropReason::ExceptionFull,
         DropReason::NatKeepalive,
+        DropReason::EcnDrop,
+        DropReason::TooBig,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -70,6 +75,27 @@ impl DropReason {
             DropReason::TxFull => "tx_full",
             DropReason::ExceptionFull => "exception_full",
             DropReason::NatKeepalive => "nat_keepalive",
+            DropReason::EcnDrop => "ecn_ce_on_not_ect",
+            DropReason::TooBig => "too_big",
+        }
+    }
+}
+
+impl From<EspError> for DropReason {
+    fn from(e: EspError) -> Self {
+        match e {
+            EspError::Malformed | EspError::BadNextHeader | EspError::BadInner => DropReason::Malformed,
+            EspError::SpiMismatch => DropReason::NoSa,
+            EspError::Replay => DropReason::Replay,
+            EspError::AuthFailed => DropReason::AuthFailed,
+            EspError::BadPadding => DropReason::BadPadding,
+            EspError::DummyPacket => DropReason::Dummy,
+            EspError::EcnDrop => DropReason::EcnDrop,
+            EspError::SeqExhausted => DropReason::SeqExhausted,
+            EspError::LifetimeExpired => DropReason::LifetimeExpired,
+            EspError::Unsupported => DropReason::Unsupported,
+            EspError::NoRoom => DropReason::NoRoom,
+            EspError::TooBig => DropReason::TooBig,
         }
     }
 }

@@ -36,7 +36,6 @@ impl std::error::Error for GatewayError {}
 
 /// A dataplane with its ports open; workers run once `start` is called.
 pub struct Gateway {
-    _eal: Eal,
     pub pool: Mempool,
     pub ports: Vec<Port>,
     pub shared: Vec<Arc<WorkerShared>>,
@@ -44,6 +43,8 @@ pub struct Gateway {
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
     spec: GatewaySpec,
+    // Last: the EAL is cleaned up after everything that uses it is dropped.
+    _eal: Eal,
 }
 
 impl Gateway {
@@ -67,7 +68,8 @@ impl Gateway {
                     granted.rx_queues, granted.tx_queues
                 )));
             }
-            port.promiscuous(true);
+            // Some PMDs (net_null, net_ring) have no promiscuous mode; they need none.
+            let _ = port.promiscuous(true);
             port.start().map_err(what)?;
             ports.push(port);
         }
@@ -122,7 +124,7 @@ impl Gateway {
             let _ = h.join();
         }
         for p in &self.ports {
-            p.stop();
+            let _ = p.stop();
         }
     }
 }

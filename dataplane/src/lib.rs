@@ -2,3 +2,18 @@
 //! cache, crypto engines and the poll-mode workers that tie them together on DPDK ports.
 
 pub mod buf;
+pub mod crypto;
+pub mod esp;
+pub mod flowcache;
+pub mod qsbr;
+pub mod spd;
+pub mod replay;
+pub mod wire;
+pub mod counters;
+pub mod gateway;
+pub mod ip;
+pub mod l3;
+pub mod local;
+pub mod mbuf;
+pub mod tables;
+pub mod worker;

@@ -17,18 +17,18 @@ impl PktBuf for Mbuf {
     }
     #[inline]
     fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
-        Mbuf::prepend(self, n)
+        Mbuf::prepend(self, u16::try_from(n).ok()?)
     }
     #[inline]
     fn append(&mut self, n: usize) -> Option<&mut [u8]> {
-        Mbuf::append(self, n)
+        Mbuf::append(self, u16::try_from(n).ok()?)
     }
     #[inline]
     fn adj(&mut self, n: usize) -> bool {
-        Mbuf::adj(self, n)
+        u16::try_from(n).is_ok_and(|n| Mbuf::adj(self, n))
     }
     #[inline]
     fn trim(&mut self, n: usize) -> bool {
-        Mbuf::trim(self, n)
+        u16::try_from(n).is_ok_and(|n| Mbuf::trim(self, n))
     }
 }

@@ -135,7 +135,13 @@ impl<T> Publisher<T> {
         // earlier swap before the slot reads below.
         fence(Ordering::SeqCst);
         // Acquire: a reader's uses of a snapshot happen-before its report, so before our free.
-        let min = self.shared.slots.iter().map(|s| s.seen.load(Ordering::Acquire)).min().unwrap_or(OFFLINE);
+        let min = self
+            .shared
+            .slots
+            .iter()
+            .map(|s| s.seen.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(OFFLINE);
         // SAFETY: retired snapshots are only freed below, by us, so they are still allocated.
         let n = self.retired.iter().take_while(|p| unsafe { p.as_ref() }.epoch < min).count();
         for p in self.retired.drain(..n) {
@@ -227,7 +233,7 @@ impl<T> Reader<T> {
         }
         // Acquire: pairs with the Release swap in `publish`, so the snapshot is fully built.
         let p = self.shared.current.load(Ordering::Acquire);
-        if p as *const _ == self.cur {
+        if std::ptr::eq(p, self.cur) {
             // Our slot already says this epoch, and nothing older is held.
             return;
         }

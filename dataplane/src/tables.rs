@@ -40,7 +40,7 @@ impl Hasher for SpiHasher {
 pub type SpiMap<V> = HashMap<u32, V, BuildHasherDefault<SpiHasher>>;
 
 /// One published snapshot. Parts that did not change are shared with the previous snapshot.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone)]
 pub struct Tables {
     /// Bumped whenever the SPD changes; flow cache entries carry it, so a cached verdict never
     /// outlives the policy set it came from. SA changes do not bump it: the cache stores the

@@ -2,6 +2,7 @@
 //! sorts the burst into arrays (encrypt, decrypt, forward, local, exception, drop), runs ESP
 //! over each array, routes, and transmits in bursts; then reports a quiescent state.
 
+use crate::buf::PktBuf;
 use crate::counters::{DropReason, WorkerCounters};
 use crate::flowcache::FlowCache;
 use crate::l3::{Mac, NextHop};
@@ -10,7 +11,8 @@ use crate::mbuf::BURST;
 use crate::qsbr::Reader;
 use crate::spd::{Action, Direction, FlowKey};
 use crate::tables::{SaEntry, Tables};
-use crate::wire;
+use crate::ip::{self, IpView};
+use crate::wire::ethernet;
 use crossbeam_queue::ArrayQueue;
 use dpdk_sys::{Mbuf, Mempool, Port};
 use std::net::IpAddr;
@@ -214,42 +216,43 @@ impl Path {
         if !m.is_contiguous() {
             return Class::Drop(DropReason::Unsupported);
         }
-        let Ok(eth) = wire::ethernet::Frame::new_checked(m.data()) else {
+        let Ok(eth) = ethernet::Frame::new_checked(m.data()) else {
             return Class::Drop(DropReason::Malformed);
         };
         match eth.ethertype() {
-            wire::ethernet::ETHERTYPE_ARP => return self.arp(t, port, m),
-            wire::ethernet::ETHERTYPE_IPV4 | wire::ethernet::ETHERTYPE_IPV6 => {}
+            ethernet::ethertype::ARP => return self.arp(t, port, m),
+            ethernet::ethertype::IPV4 | ethernet::ethertype::IPV6 => {}
             _ => return Class::Drop(DropReason::Unsupported),
         }
-        m.adj(wire::ethernet::HEADER_LEN);
-        let Ok(ip) = wire::IpView::parse(m.data()) else {
-            return Class::Drop(DropReason::Malformed);
+        PktBuf::adj(m, ethernet::HEADER_LEN);
+        let (ip_len, dst, hops) = match IpView::parse(m.data()) {
+            Ok(ip) => (ip.total_len(), ip.dst(), ip.hop_limit()),
+            Err(_) => return Class::Drop(DropReason::Malformed),
         };
-        let ip_len = ip.total_len();
-        let excess = m.len() - ip_len;
-        if excess > 0 {
-            m.trim(excess);
+        if m.len() > ip_len {
+            PktBuf::trim(m, m.len() - ip_len);
         }
-        if t.locals.owns_on(port, ip.dst()) || t.locals.is_local(ip.dst()) || ip.dst().is_multicast() {
+        if t.locals.is_local(dst) || dst.is_multicast() {
             return self.local(t, port, m);
         }
-        let key = ip.flow_key();
-        if ip.hop_limit() <= 1 {
+        if hops <= 1 {
             return Class::Drop(DropReason::TtlExceeded);
         }
+        let Ok(key) = FlowKey::extract(m.data()) else {
+            return Class::Drop(DropReason::Malformed);
+        };
         let v = self.verdict(t, &key);
         match v & V_KIND {
             V_ENCRYPT => match t.out_sa.get((v & !V_KIND) as usize) {
                 Some(Some(sa)) => {
-                    wire::decrement_ttl(m.data_mut());
+                    ip::decrement_ttl(m.data_mut());
                     Class::Encrypt(sa)
                 }
                 // PROTECT with no usable SA: never in clear.
                 _ => Class::Drop(DropReason::NoSa),
             },
             V_FORWARD => {
-                wire::decrement_ttl(m.data_mut());
+                ip::decrement_ttl(m.data_mut());
                 Class::Forward
             }
             V_DISCARD => Class::Drop(DropReason::Discard),
@@ -292,8 +295,13 @@ impl Path {
     /// A packet for one of our addresses: ESP to decrypt, a ping to answer, or for the control plane.
     fn local<'t>(&mut self, t: &'t Tables, port: u16, m: &mut Mbuf) -> Class<'t> {
         match local::classify(m.data()) {
-            local::Kind::Esp { spi } => match t.sad_in.get(&spi) {
-                Some(sa) => Class::Decrypt(sa),
+            local::Kind::Esp { spi, udp } => match t.sad_in.get(&spi) {
+                Some(sa) if sa.sa.params().encap.is_some() == udp => Class::Decrypt(sa),
+                // ESP in UDP for an SA that expects it raw, or the other way round.
+                Some(sa) => {
+                    sa.drops.add(self.id, DropReason::PolicyMismatch);
+                    Class::Drop(DropReason::PolicyMismatch)
+                }
                 None => Class::Drop(DropReason::NoSa),
             },
             local::Kind::NatKeepalive => Class::Drop(DropReason::NatKeepalive),
@@ -305,7 +313,7 @@ impl Path {
                 }
             }
             local::Kind::NeighborSolicit { target, src_mac } => {
-                if let (Some(mac), Some(src)) = (src_mac, wire::IpView::parse(m.data()).ok().map(|ip| ip.src())) {
+                if let (Some(mac), Some(src)) = (src_mac, IpView::parse(m.data()).ok().map(|ip| ip.src())) {
                     self.learn(t, port, src, mac);
                 }
                 if t.locals.owns_on(port, target) && local::neighbor_advert(m.data_mut(), t.macs[port as usize]) {
@@ -350,7 +358,7 @@ impl Path {
                     self.route_out(t, m);
                 }
                 Err(e) => {
-                    let r = crate::esp_drop_reason(&e);
+                    let r = DropReason::from(e);
                     sa.drops.add(self.id, r);
                     self.drop(r, 1);
                 }
@@ -362,21 +370,22 @@ impl Path {
         for slot in burst.iter_mut() {
             let Some((mut m, sa)) = slot.take() else { continue };
             if let Err(e) = sa.sa.decap(&mut m) {
-                let r = crate::esp_drop_reason(&e);
+                let r = DropReason::from(e);
                 sa.drops.add(self.id, r);
                 self.drop(r, 1);
                 continue;
             }
             // Delivered only if the inner packet is one this SA may carry (RFC 4301 5.2).
-            let allowed = wire::IpView::parse(m.data())
-                .map(|ip| sa.selectors.iter().any(|s| s.matches(&ip.flow_key())) && ip.hop_limit() > 1)
-                .unwrap_or(false);
+            let allowed = match (IpView::parse(m.data()), FlowKey::extract(m.data())) {
+                (Ok(ip), Ok(k)) => ip.hop_limit() > 1 && sa.selectors.iter().any(|s| s.matches(&k)),
+                _ => false,
+            };
             if !allowed {
                 sa.drops.add(self.id, DropReason::PolicyMismatch);
                 self.drop(DropReason::PolicyMismatch, 1);
                 continue;
             }
-            wire::decrement_ttl(m.data_mut());
+            ip::decrement_ttl(m.data_mut());
             self.shared.counters.decrypted.add(1);
             self.route_out(t, m);
         }
@@ -384,7 +393,7 @@ impl Path {
 
     /// Routes an IP packet, adds its Ethernet header and queues it for TX.
     fn route_out(&mut self, t: &Tables, mut m: Mbuf) {
-        let Ok(dst) = wire::IpView::parse(m.data()).map(|ip| ip.dst()) else {
+        let Ok(dst) = IpView::parse(m.data()).map(|ip| ip.dst()) else {
             return self.drop(DropReason::Malformed, 1);
         };
         let Some(nh) = t.routes.lookup(dst) else {
@@ -394,11 +403,11 @@ impl Path {
             self.solicit(t, nh);
             return self.drop(DropReason::NoNeighbor, 1);
         };
-        let ethertype = if dst.is_ipv4() { wire::ethernet::ETHERTYPE_IPV4 } else { wire::ethernet::ETHERTYPE_IPV6 };
-        let Some(h) = m.prepend(wire::ethernet::HEADER_LEN) else {
+        let ethertype = if dst.is_ipv4() { ethernet::ethertype::IPV4 } else { ethernet::ethertype::IPV6 };
+        let Some(h) = PktBuf::prepend(&mut m, ethernet::HEADER_LEN) else {
             return self.drop(DropReason::NoRoom, 1);
         };
-        wire::ethernet::write_header(h, mac, t.macs[nh.port as usize], ethertype);
+        local::write_eth(h, mac, t.macs[nh.port as usize], ethertype);
         self.send(nh.port, m);
     }
 

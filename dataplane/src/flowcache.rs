@@ -1,0 +1,238 @@
+//! The per-worker flow cache: 5-tuple to a u32 (a policy index or a verdict code) in a fixed,
+//! set-associative array, so most packets skip the SPD. Each entry carries the table epoch it
+//! was filled under and only answers for that epoch, so a newer policy or SA is never shadowed
+//! by a stale entry. A worker that needs per-direction answers keeps one cache per direction.
+
+use crate::spd::FlowKey;
+
+/// Ways per bucket: 4 entries of 64 bytes, four cache lines per probe at most.
+const WAYS: usize = 4;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    key: FlowKey,
+    /// False for a way never filled, or cleared.
+    filled: bool,
+    value: u32,
+    hash: u32,
+    /// The cache's clock when last used; the smallest in a bucket is evicted first.
+    last_use: u32,
+    epoch: u64,
+}
+
+// A bucket is exactly four cache lines.
+const _: () = assert!(std::mem::size_of::<Entry>() == 64);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCacheStats {
+    pub hits: u64,
+    /// Lookups that found no entry for the flow.
+    pub misses: u64,
+    /// Lookups that found the flow under an older epoch (also a miss, counted apart).
+    pub stale: u64,
+    /// Live entries (of the epoch being inserted) pushed out to make room.
+    pub evictions: u64,
+}
+
+/// Owned by one worker: no atomics, no allocation after `new`.
+pub struct FlowCache {
+    entries: Box<[Entry]>,
+    /// log2 of the bucket count.
+    bits: u32,
+    clock: u32,
+    stats: FlowCacheStats,
+}
+
+impl FlowCache {
+    /// A cache of at least `capacity` entries (rounded up to a power of two, at least `WAYS`).
+    pub fn new(capacity: usize) -> FlowCache {
+        let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
+        let empty = Entry {
+            key: FlowKey::v4([0; 4], [0; 4], 0, 0, 0),
+            filled: false,
+            value: 0,
+            hash: 0,
+            last_use: 0,
+            epoch: 0,
+        };
+        FlowCache {
+            entries: vec![empty; buckets * WAYS].into_boxed_slice(),
+            bits: buckets.trailing_zeros(),
+            clock: 0,
+            stats: FlowCacheStats::default(),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn stats(&self) -> FlowCacheStats {
+        self.stats
+    }
+
+    /// Forgets every entry (the counters stay).
+    pub fn clear(&mut self) {
+        for e in self.entries.iter_mut() {
+            e.filled = false;
+        }
+    }
+
+    /// The bucket's ways. The index comes from the high bits of a multiplicative hash: the
+    /// NIC's RSS hash is constant in its low bits across one queue's flows (they index the
+    /// RETA that picked this queue), so using them directly would crowd a few buckets.
+    #[inline]
+    fn bucket(&mut self, hash: u32) -> &mut [Entry] {
+        let i = if self.bits == 0 {
+            0
+        } else {
+            (hash.wrapping_mul(0x9e37_79b9) >> (32 - self.bits)) as usize
+        };
+        &mut self.entries[i * WAYS..(i + 1) * WAYS]
+    }
+
+    /// The value cached for `key` under `epoch`. `hash` is the RSS hash, or
+    /// `key.hash32()`; it must be the same for a flow's inserts and lookups.
+    #[inline]
+    pub fn lookup(&mut self, key: &FlowKey, hash: u32, epoch: u64) -> Option<u32> {
+        self.clock = self.clock.wrapping_add(1);
+        let clock = self.clock;
+        let mut found = None;
+        for e in self.bucket(hash).iter_mut() {
+            if e.filled && e.hash == hash && e.key == *key {
+                found = Some((e.epoch == epoch).then(|| {
+                    e.last_use = clock;
+                    e.value
+                }));
+                break;
+            }
+        }
+        match found {
+            Some(Some(v)) => {
+                self.stats.hits += 1;
+                Some(v)
+            }
+            Some(None) => {
+                self.stats.stale += 1;
+                None
+            }
+            None => {
+                self.stats.misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Caches `value` for `key` under `epoch`. Takes, in order: the flow's own way (a
+    /// stale entry is refreshed in place), an empty way, a way from an older epoch (dead
+    /// anyway), the least recently used way.
+    #[inline]
+    pub fn insert(&mut self, key: &FlowKey, hash: u32, epoch: u64, value: u32) {
+        self.clock = self.clock.wrapping_add(1);
+        let clock = self.clock;
+        let bucket = self.bucket(hash);
+        let rank = |e: &Entry| -> (u8, u32) {
+            if e.filled && e.hash == hash && e.key == *key {
+                (0, 0)
+            } else if !e.filled {
+                (1, 0)
+            } else if e.epoch != epoch {
+                (2, 0)
+            } else {
+                // Oldest first; wrapping so the clock may roll over.
+                (3, u32::MAX - clock.wrapping_sub(e.last_use))
+            }
+        };
+        let (way, r) =
+            bucket.iter().enumerate().map(|(i, e)| (i, rank(e))).min_by_key(|&(_, r)| r).unwrap();
+        bucket[way] = Entry { key: *key, filled: true, value, hash, last_use: clock, epoch };
+        if r.0 == 3 {
+            self.stats.evictions += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k4(last: u8, sport: u16) -> FlowKey {
+        FlowKey::v4([10, 0, 0, last], [192, 168, 1, 1], 17, sport, 4500)
+    }
+
+    #[test]
+    fn hit_miss_and_stale_after_epoch_bump() {
+        let mut c = FlowCache::new(64);
+        let k = k4(1, 1000);
+        let h = k.hash32();
+        assert_eq!(c.lookup(&k, h, 1), None);
+        c.insert(&k, h, 1, 42);
+        assert_eq!(c.lookup(&k, h, 1), Some(42));
+        // Same hash, other flow: not confused.
+        assert_eq!(c.lookup(&k4(2, 1000), h, 1), None);
+        // The tables moved on: the old answer must not be used.
+        assert_eq!(c.lookup(&k, h, 2), None);
+        c.insert(&k, h, 2, 7);
+        assert_eq!(c.lookup(&k, h, 2), Some(7));
+        assert_eq!(c.stats(), FlowCacheStats { hits: 2, misses: 2, stale: 1, evictions: 0 });
+        c.clear();
+        assert_eq!(c.lookup(&k, h, 2), None);
+    }
+
+    #[test]
+    fn lru_way_is_evicted() {
+        // One bucket of four ways: every key lands in it.
+        let mut c = FlowCache::new(4);
+        assert_eq!(c.capacity(), 4);
+        let keys: Vec<_> = (0..5).map(|i| k4(i, 1)).collect();
+        for (i, k) in keys[..4].iter().enumerate() {
+            c.insert(k, k.hash32(), 1, i as u32);
+        }
+        // Touch 0, so 1 is now the least recently used.
+        assert_eq!(c.lookup(&keys[0], keys[0].hash32(), 1), Some(0));
+        c.insert(&keys[4], keys[4].hash32(), 1, 4);
+        assert_eq!(c.stats().evictions, 1);
+        assert_eq!(c.lookup(&keys[1], keys[1].hash32(), 1), None);
+        for i in [0usize, 2, 3, 4] {
+            assert_eq!(c.lookup(&keys[i], keys[i].hash32(), 1), Some(i as u32));
+        }
+        // Entries of an older epoch go before live ones, and are not counted as evictions.
+        let k = k4(9, 9);
+        c.insert(&k, k.hash32(), 2, 9);
+        let k2 = k4(10, 9);
+        c.insert(&k2, k2.hash32(), 2, 10);
+        assert_eq!(c.stats().evictions, 1);
+        assert_eq!(c.lookup(&k, k.hash32(), 2), Some(9));
+        assert_eq!(c.lookup(&k2, k2.hash32(), 2), Some(10));
+    }
+
+    #[test]
+    fn v4_and_v6_keys_do_not_collide() {
+        let mut c = FlowCache::new(4);
+        let v4 = FlowKey::v4([10, 0, 0, 1], [10, 0, 0, 2], 6, 1, 2);
+        let mut s = [0u8; 16];
+        let mut d = [0u8; 16];
+        s[..4].copy_from_slice(&[10, 0, 0, 1]);
+        d[..4].copy_from_slice(&[10, 0, 0, 2]);
+        let v6 = FlowKey::v6(s, d, 6, 1, 2);
+        assert_ne!(v4, v6);
+        assert_ne!(v4.hash32(), v6.hash32());
+        // Even under the same hash (a colliding RSS value), the keys stay apart.
+        c.insert(&v4, 5, 1, 4);
+        assert_eq!(c.lookup(&v6, 5, 1), None);
+        c.insert(&v6, 5, 1, 6);
+        assert_eq!(c.lookup(&v4, 5, 1), Some(4));
+        assert_eq!(c.lookup(&v6, 5, 1), Some(6));
+    }
+
+    #[test]
+    fn rss_hashes_sharing_low_bits_spread_over_buckets() {
+        let mut c = FlowCache::new(1024);
+        // Hashes a 4-queue RETA would give one queue: the low 7 bits fixed.
+        for i in 0..256u32 {
+            let k = k4(i as u8, i as u16);
+            c.insert(&k, (i << 7) | 0x15, 1, i);
+        }
+        assert_eq!(c.stats().evictions, 0);
+    }
+}

@@ -1,0 +1,94 @@
+//! One view over an IPv4 or IPv6 packet, for the fields the worker needs whatever the family.
+
+use crate::wire::{ipv4, ipv6, WireError};
+use std::net::IpAddr;
+
+pub enum IpView<'a> {
+    V4(ipv4::Packet<&'a [u8]>),
+    V6(ipv6::Packet<&'a [u8]>),
+}
+
+impl<'a> IpView<'a> {
+    /// A packet that starts at its IP header; lengths are checked once here.
+    #[inline]
+    pub fn parse(b: &'a [u8]) -> Result<Self, WireError> {
+        match b.first().map(|v| v >> 4) {
+            Some(4) => Ok(IpView::V4(ipv4::Packet::new_checked(b)?)),
+            Some(6) => Ok(IpView::V6(ipv6::Packet::new_checked(b)?)),
+            Some(_) => Err(WireError::Malformed),
+            None => Err(WireError::Truncated),
+        }
+    }
+    #[inline]
+    pub fn src(&self) -> IpAddr {
+        match self {
+            IpView::V4(p) => p.src_addr().into(),
+            IpView::V6(p) => p.src_addr().into(),
+        }
+    }
+    #[inline]
+    pub fn dst(&self) -> IpAddr {
+        match self {
+            IpView::V4(p) => p.dst_addr().into(),
+            IpView::V6(p) => p.dst_addr().into(),
+        }
+    }
+    /// The length the header claims, header included.
+    #[inline]
+    pub fn total_len(&self) -> usize {
+        match self {
+            IpView::V4(p) => p.total_len() as usize,
+            IpView::V6(p) => p.total_len(),
+        }
+    }
+    #[inline]
+    pub fn hop_limit(&self) -> u8 {
+        match self {
+            IpView::V4(p) => p.ttl(),
+            IpView::V6(p) => p.hop_limit(),
+        }
+    }
+    /// The protocol after the fixed header (for IPv6, the first next header).
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        match self {
+            IpView::V4(p) => p.protocol(),
+            IpView::V6(p) => p.next_header(),
+        }
+    }
+    /// What follows the fixed header (IPv4 options excluded), up to the IP length.
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        match self {
+            IpView::V4(p) => {
+                let b: &'a [u8] = p.clone().into_inner();
+                &b[p.header_len()..p.total_len() as usize]
+            }
+            IpView::V6(p) => {
+                let b: &'a [u8] = p.clone().into_inner();
+                &b[ipv6::HEADER_LEN..p.total_len()]
+            }
+        }
+    }
+}
+
+/// Decrements the TTL or hop limit of a packet being forwarded (the IPv4 checksum follows).
+/// The caller has checked that it is above 1.
+#[inline]
+pub fn decrement_ttl(b: &mut [u8]) {
+    match b.first().map(|v| v >> 4) {
+        Some(4) => {
+            if let Ok(mut p) = ipv4::Packet::new_checked(b) {
+                p.set_ttl(p.ttl().saturating_sub(1));
+                p.fill_checksum();
+            }
+        }
+        Some(6) => {
+            if let Ok(mut p) = ipv6::Packet::new_checked(b) {
+                p.set_hop_limit(p.hop_limit().saturating_sub(1));
+            }
+        }
+        _ => {}
+    }
+}
+

@@ -1,0 +1,181 @@
+//! `Mbuf`: an owned DPDK packet buffer, freed on drop, laid out as a bare `rte_mbuf` pointer
+//! so bursts of `Option<Mbuf>` go straight to rx/tx burst calls.
+
+use std::ptr::NonNull;
+
+use crate::sys;
+
+/// An owned packet buffer (possibly the head of a segment chain).
+///
+/// `Option<Mbuf>` has the layout of `*mut rte_mbuf` (`None` is NULL), so a
+/// `[Option<Mbuf>; 32]` is a burst array as DPDK expects it.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct Mbuf(pub(crate) NonNull<sys::rte_mbuf>);
+
+const _: () = assert!(std::mem::size_of::<Option<Mbuf>>() == std::mem::size_of::<*mut sys::rte_mbuf>());
+
+// SAFETY: an Mbuf is the unique owner of its buffer; freeing it from another thread is
+// allowed by DPDK (mempool put is thread safe).
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `m` must be a valid mbuf allocated from a pktmbuf pool and not owned by anyone else.
+    pub unsafe fn from_raw(m: NonNull<sys::rte_mbuf>) -> Mbuf {
+        Mbuf(m)
+    }
+
+    /// Gives up ownership without freeing.
+    pub fn into_raw(self) -> NonNull<sys::rte_mbuf> {
+        let m = self.0;
+        std::mem::forget(self);
+        m
+    }
+
+    pub fn as_ptr(&self) -> *mut sys::rte_mbuf {
+        self.0.as_ptr()
+    }
+
+    fn raw(&self) -> &sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf; the shared borrow of self keeps it alive and unchanged.
+        unsafe { self.0.as_ref() }
+    }
+
+    fn raw_mut(&mut self) -> &mut sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf; &mut self makes this borrow unique.
+        unsafe { self.0.as_mut() }
+    }
+
+    /// `rte_pktmbuf_mtod`, computed here rather than through the shim: it is per packet.
+    fn mtod(&self) -> *mut u8 {
+        let m = self.raw();
+        // SAFETY: data_off is within the buffer that buf_addr points to.
+        unsafe { m.buf_addr.cast::<u8>().add(m.data_off.into()) }
+    }
+
+    /// The first segment's data (the whole packet when `is_contiguous()`).
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: mtod() is the start of data_len initialized bytes in the buffer, borrowed
+        // no longer than self.
+        unsafe { std::slice::from_raw_parts(self.mtod(), self.raw().data_len.into()) }
+    }
+
+    /// The first segment's data, writable.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as data(), and &mut self makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.mtod(), self.raw().data_len.into()) }
+    }
+
+    /// Grows the packet by `n` bytes at the front (into the headroom) and returns them, or
+    /// `None` (packet unchanged) if the headroom is short.
+    pub fn prepend(&mut self, n: u16) -> Option<&mut [u8]> {
+        // SAFETY: we own the mbuf; a non-NULL result points at n bytes now part of the data.
+        let p = unsafe { sys::shim_rte_pktmbuf_prepend(self.as_ptr(), n) };
+        // SAFETY: p is valid for n bytes and borrowed no longer than &mut self.
+        (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(p.cast(), n.into()) })
+    }
+
+    /// Grows the packet by `n` bytes at the end (of the last segment) and returns them, or
+    /// `None` (packet unchanged) if the tailroom is short.
+    pub fn append(&mut self, n: u16) -> Option<&mut [u8]> {
+        // SAFETY: we own the mbuf; a non-NULL result points at n bytes now part of the data.
+        let p = unsafe { sys::shim_rte_pktmbuf_append(self.as_ptr(), n) };
+        // SAFETY: p is valid for n bytes and borrowed no longer than &mut self.
+        (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(p.cast(), n.into()) })
+    }
+
+    /// Drops `n` bytes from the front; false (packet unchanged) if the first segment is shorter.
+    pub fn adj(&mut self, n: u16) -> bool {
+        // SAFETY: we own the mbuf.
+        !unsafe { sys::shim_rte_pktmbuf_adj(self.as_ptr(), n) }.is_null()
+    }
+
+    /// Drops `n` bytes from the end; false (packet unchanged) if the last segment is shorter.
+    pub fn trim(&mut self, n: u16) -> bool {
+        // SAFETY: we own the mbuf.
+        unsafe { sys::shim_rte_pktmbuf_trim(self.as_ptr(), n) == 0 }
+    }
+
+    /// Packet length over all segments.
+    pub fn len(&self) -> usize {
+        self.raw().pkt_len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn headroom(&self) -> u16 {
+        // SAFETY: we own a valid mbuf.
+        unsafe { sys::shim_rte_pktmbuf_headroom(self.as_ptr()) }
+    }
+
+    /// Free bytes after the data of the last segment.
+    pub fn tailroom(&self) -> u16 {
+        // SAFETY: we own a valid mbuf.
+        unsafe { sys::shim_rte_pktmbuf_tailroom(self.as_ptr()) }
+    }
+
+    /// True when the whole packet is in one segment, so `data()` is all of it.
+    pub fn is_contiguous(&self) -> bool {
+        self.raw().nb_segs == 1
+    }
+
+    /// The input port (set by the PMD on receive).
+    pub fn port(&self) -> u16 {
+        self.raw().port
+    }
+
+    pub fn set_port(&mut self, port: u16) {
+        self.raw_mut().port = port;
+    }
+
+    /// The RSS hash (valid when `ol_flags()` has `RTE_MBUF_F_RX_RSS_HASH`).
+    pub fn rss_hash(&self) -> u32 {
+        // SAFETY: every bit pattern is a valid u32; reading either union member is fine.
+        unsafe { self.raw().__bindgen_anon_2.hash.rss }
+    }
+
+    /// Offload flags (`RTE_MBUF_F_*`).
+    pub fn ol_flags(&self) -> u64 {
+        self.raw().ol_flags
+    }
+
+    pub fn set_ol_flags(&mut self, flags: u64) {
+        self.raw_mut().ol_flags = flags;
+    }
+
+    /// Rampart's u64 user field (an mbuf dynfield registered by `Eal::init`, name
+    /// "rampart_dynfield_user"). Not reset on alloc: set it before reading it.
+    pub fn user(&self) -> u64 {
+        let off = crate::eal::user_field_offset();
+        // SAFETY: off is a registered dynfield of size 8 and align 8 inside the mbuf.
+        unsafe { self.as_ptr().cast::<u8>().add(off).cast::<u64>().read() }
+    }
+
+    pub fn set_user(&mut self, v: u64) {
+        let off = crate::eal::user_field_offset();
+        // SAFETY: as user(); &mut self makes the write unique.
+        unsafe { self.as_ptr().cast::<u8>().add(off).cast::<u64>().write(v) }
+    }
+
+    /// Frees every mbuf in `bufs` in one call and leaves all slots `None`.
+    pub fn free_bulk(bufs: &mut [Option<Mbuf>]) {
+        let ptr = bufs.as_mut_ptr().cast::<*mut sys::rte_mbuf>();
+        // SAFETY: Option<Mbuf> has the layout of a nullable mbuf pointer; DPDK skips NULLs
+        // and frees the rest, which we own.
+        unsafe { sys::shim_rte_pktmbuf_free_bulk(ptr, bufs.len() as u32) };
+        // The mbufs are gone: forget them without running Drop.
+        bufs.iter_mut().for_each(|b| std::mem::forget(b.take()));
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf and nobody uses it after this.
+        unsafe { sys::shim_rte_pktmbuf_free(self.as_ptr()) }
+    }
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh Debian 12 machine (as root): installs what is needed (packages,
+# scapy), builds, then the unit, property, vector, oracle (scapy), DPDK and network-namespace
+# end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+# The namespace tests share one test bed and fixed names: one test binary at a time.
+cargo test --release --workspace -- --test-threads=1
