@@ -113,10 +113,12 @@ fn any_prefix() -> String {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
 pub enum AlgConfig {
+    #[serde(rename = "aes-gcm-128")]
     AesGcm128,
+    #[serde(rename = "aes-gcm-256")]
     AesGcm256,
+    #[serde(rename = "chacha20-poly1305")]
     Chacha20Poly1305,
 }
 
