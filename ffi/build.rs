@@ -75,6 +75,9 @@ fn main() {
         build.flag(f);
     }
     build.compile("rampart_dpdk_shim");
+    // net_ring's `rte_eth_from_rings` is a PMD function, not in libdpdk's link line. The
+    // library is the same file EAL loads from the PMD directory, so the driver registers once.
+    println!("cargo:rustc-link-lib=dylib=rte_net_ring");
 
     let builder = bindgen::Builder::default()
         .header(shim.join("wrapper.h").to_string_lossy())

@@ -3,15 +3,12 @@
 
 use crate::config::{ActionConfig, AlgConfig, Config, DirectionConfig, ModeConfig, SaConfig};
 use crate::config::{parse_addr_prefix, parse_hex, parse_port_range, parse_prefix};
-use rampart_dataplane::counters::SaDrops;
 use rampart_dataplane::crypto::AeadAlg;
-use rampart_dataplane::esp::{Lifetime, Mode, Sa, SaParams, UdpEncap};
-use rampart_dataplane::l3::{LocalAddr, Locals, Mac, Neighbors, Route, Routes};
-use rampart_dataplane::spd::{Action, Direction, Policy, Prefix, Selector, Spd};
-use rampart_dataplane::tables::{SaEntry, SpiMap, Tables};
-use std::collections::HashMap;
+use rampart_dataplane::esp::{Lifetime, Mode, SaParams, UdpEncap};
+use rampart_dataplane::l3::{LocalAddr, Locals, Mac, Route, Routes};
+use rampart_dataplane::spd::{Action, Direction, Policy, Prefix, Selector};
+use rampart_dataplane::tables::Tables;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 /// A field path and what is wrong with it.
 pub type FieldError = (String, String);
@@ -86,7 +83,7 @@ pub fn policies(cfg: &Config) -> (Vec<Policy>, Vec<usize>) {
     (out, origin)
 }
 
-fn action(a: ActionConfig) -> Action {
+pub fn action(a: ActionConfig) -> Action {
     match a {
         ActionConfig::Protect => Action::Protect,
         ActionConfig::Bypass => Action::Bypass,
@@ -117,49 +114,5 @@ pub fn l3(cfg: &Config) -> (Locals, Routes) {
 
 /// Builds the first snapshot from a validated config.
 pub fn tables(cfg: &Config, macs: Vec<Mac>, workers: usize) -> Result<Tables, FieldError> {
-    let mut sas: HashMap<&str, Arc<SaEntry>> = HashMap::new();
-    let (pols, origin) = policies(cfg);
-    for (i, s) in cfg.sas.iter().enumerate() {
-        let field = format!("sas[{i}]");
-        let params = sa_params(s).map_err(|m| (field.clone(), m))?;
-        let sa = Sa::new(params).map_err(|e| (field, e.to_string()))?;
-        // An inbound SA carries what its inbound protect policies select, and nothing else.
-        let selectors = pols
-            .iter()
-            .zip(&origin)
-            .filter(|(p, &o)| p.dir == Direction::Inbound && cfg.policies[o].sa.as_deref() == Some(&s.name))
-            .map(|(p, _)| p.sel.clone())
-            .collect();
-        sas.insert(&s.name, Arc::new(SaEntry { name: s.name.clone(), sa, selectors, drops: SaDrops::new(workers) }));
-    }
-    let spd = Spd::new(pols).map_err(|e| ("policies".to_string(), format!("{e:?}")))?;
-    let out_sa = spd
-        .policies()
-        .iter()
-        .map(|p| {
-            let pc = &cfg.policies[p.id as usize];
-            match (p.dir, &pc.sa) {
-                (Direction::Outbound, Some(n)) => sas.get(n.as_str()).cloned(),
-                _ => None,
-            }
-        })
-        .collect();
-    let mut sad_in = SpiMap::default();
-    for s in &cfg.sas {
-        if s.direction == DirectionConfig::Inbound {
-            sad_in.insert(s.spi.get(), sas[s.name.as_str()].clone());
-        }
-    }
-    let (locals, routes) = l3(cfg);
-    Ok(Tables {
-        spd_gen: 1,
-        spd: Arc::new(spd),
-        default_action: action(cfg.default_action),
-        out_sa,
-        sad_in,
-        routes: Arc::new(routes),
-        neighbors: Arc::new(Neighbors::default()),
-        locals: Arc::new(locals),
-        macs: Arc::new(macs),
-    })
+    Ok(crate::state::State::new(cfg, macs, workers)?.tables())
 }

@@ -29,6 +29,9 @@ pub struct Config {
     pub policies: Vec<PolicyConfig>,
     #[serde(default)]
     pub sas: Vec<SaConfig>,
+    /// IKEv2 peers.
+    #[serde(default)]
+    pub peers: Vec<PeerConfigJson>,
     #[serde(default)]
     pub control: ControlConfig,
     #[serde(default)]
@@ -258,6 +261,86 @@ fn default_log() -> String {
     "info".into()
 }
 
+/// An IKEv2 peer: who it is, how both sides authenticate, what to propose, what to protect.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfigJson {
+    pub name: String,
+    /// Our address(es) for IKE with this peer.
+    pub local_addrs: Vec<IpAddr>,
+    /// The peer's address; absent for a responder that accepts the peer from anywhere.
+    #[serde(default)]
+    pub remote_addr: Option<IpAddr>,
+    /// `192.0.2.1` (ID_IPV4_ADDR), `2001:db8::1`, `user@example.com` (ID_RFC822_ADDR),
+    /// `keyid:0a1b...` (ID_KEY_ID), anything else an FQDN (ID_FQDN).
+    pub local_id: String,
+    pub remote_id: String,
+    pub auth: AuthConfig,
+    /// strongSwan-style proposals, most preferred first: `aes128gcm16-prfsha256-x25519`.
+    #[serde(default = "default_ike_proposals")]
+    pub ike_proposals: Vec<String>,
+    /// `aes128gcm16-x25519` (the group is for PFS in CREATE_CHILD_SA), `chacha20poly1305-esn`.
+    #[serde(default = "default_esp_proposals")]
+    pub esp_proposals: Vec<String>,
+    pub children: Vec<ChildConfigJson>,
+    /// Seconds between liveness checks when nothing arrives from the peer; absent: none.
+    #[serde(default)]
+    pub dpd_interval_s: Option<u64>,
+    #[serde(default = "default_dpd_action")]
+    pub dpd_action: String,
+    /// `none` (wait for the peer), `start` (at start-up), `trap` (on the first packet).
+    #[serde(default = "default_start")]
+    pub start_action: String,
+    #[serde(default)]
+    pub ike_lifetime_s: Option<u64>,
+}
+
+impl std::fmt::Debug for PeerConfigJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerConfig").field("name", &self.name).field("remote_id", &self.remote_id).finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum AuthConfig {
+    /// A pre-shared key for this peer alone; `0x...` for hex, otherwise the UTF-8 bytes.
+    Psk(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChildConfigJson {
+    pub name: String,
+    pub local_ts: Vec<String>,
+    pub remote_ts: Vec<String>,
+    /// Use a fresh key exchange when rekeying (the group comes from `esp_proposals`).
+    #[serde(default = "yes")]
+    pub pfs: bool,
+    #[serde(default)]
+    pub lifetime_s: Option<u64>,
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+    #[serde(default = "default_window")]
+    pub replay_window: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_ike_proposals() -> Vec<String> {
+    vec!["aes128gcm16-prfsha256-x25519".into()]
+}
+fn default_esp_proposals() -> Vec<String> {
+    vec!["aes128gcm16-x25519".into()]
+}
+fn default_dpd_action() -> String {
+    "restart".into()
+}
+fn default_start() -> String {
+    "none".into()
+}
+
 /// A configuration error: the file, the field path and what is wrong.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -364,6 +447,10 @@ impl Config {
                 (_, Some(_)) => return e(f("sa"), "only protect policies take an SA".into()),
                 (_, None) => {}
             }
+        }
+        unique(self.peers.iter().map(|p| p.name.as_str()), "peers", "name")?;
+        for (i, p) in self.peers.iter().enumerate() {
+            crate::peers::peer(p).map_err(|(f, m)| (format!("peers[{i}].{f}"), m))?;
         }
         for (i, s) in self.sas.iter().enumerate() {
             let used = self.policies.iter().any(|p| p.sa.as_deref() == Some(&s.name));

@@ -1,27 +1,26 @@
-//! `rampart run`: the control thread. It starts the dataplane from the config, serves what
-//! the workers hand up (neighbours, packets for the gateway itself), publishes table updates,
-//! reclaims old snapshots, and prints counters on SIGUSR1 and at exit.
+//! `rampart run`: the control thread. It starts the dataplane from the config, runs IKE over
+//! the ports' exception path, installs what IKE negotiates, serves what the workers hand up
+//! (neighbours, packets for the gateway itself), publishes table updates, reclaims old
+//! snapshots, and prints counters on SIGUSR1 and at exit.
 
-use crate::build;
 use crate::config::Config;
-use crate::report;
+use crate::ike::{Engine, EngineConfig, Event};
+use crate::state::State;
+use crate::{ikeio, peers, report};
 use rampart_dataplane::gateway::{Gateway, GatewaySpec};
-use rampart_dataplane::l3::Neighbors;
-use rampart_dataplane::tables::Tables;
 use rampart_dataplane::worker::ToControl;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-/// The EAL arguments: the config's, plus what a gateway that must not clash with another on
-/// the same machine needs when the config does not say (no shared runtime files).
+/// The EAL arguments: the config's, plus what a gateway that must not clash with another
+/// DPDK process on the same machine needs when the config does not say.
 pub fn eal_args(cfg: &Config) -> Vec<String> {
     let mut args = cfg.eal.clone();
     let has = |args: &[String], flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
     if !has(&args, "--file-prefix") {
-        // No runtime files shared with another DPDK process on this machine.
         args.extend(["--file-prefix".into(), format!("rampart-{}", std::process::id()), "--no-shconf".into()]);
     }
     if !has(&args, "--telemetry") && !has(&args, "--no-telemetry") {
@@ -29,8 +28,8 @@ pub fn eal_args(cfg: &Config) -> Vec<String> {
     }
     if !has(&args, "-l") && !has(&args, "--lcores") && !has(&args, "-c") {
         // The main lcore is the control thread; workers are pinned by us and registered.
-        let main = (0..).find(|c| !cfg.cores.contains(c)).unwrap_or(0);
-        let main = if main < std::thread::available_parallelism().map_or(1, |n| n.get()) { main } else { 0 };
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let main = (0..cpus).find(|c| !cfg.cores.contains(c)).unwrap_or(0);
         args.extend(["-l".into(), main.to_string()]);
     }
     args
@@ -46,58 +45,162 @@ pub fn spec(cfg: &Config) -> GatewaySpec {
     }
 }
 
+/// The running gateway: dataplane, what it should hold, and IKE.
+pub struct Daemon {
+    pub cfg: Config,
+    pub gw: Gateway,
+    pub state: State,
+    pub ike: Engine,
+    pub started: Instant,
+    /// Packets for the gateway that no local service takes.
+    pub unserved: u64,
+    dirty: bool,
+    last_traffic_note: Instant,
+}
+
+impl Daemon {
+    pub fn start(cfg: Config, file: &Path) -> Result<Daemon, String> {
+        let named = |(f, m): (String, String)| format!("{}: {f}: {m}", file.display());
+        let peers = cfg.peers.iter().enumerate().map(|(i, p)| peers::peer(p).map_err(|(f, m)| (format!("peers[{i}].{f}"), m))).collect::<Result<Vec<_>, _>>().map_err(named)?;
+        let mut gw = Gateway::open(spec(&cfg)).map_err(|e| e.to_string())?;
+        let mut state = State::new(&cfg, gw.macs(), cfg.cores.len()).map_err(named)?;
+        gw.start(state.tables()).map_err(|e| e.to_string())?;
+        let now = Instant::now();
+        let mut ike = Engine::new(EngineConfig::default(), peers);
+        ike.start(now);
+        info!(target: "dataplane", ports = cfg.ports.len(), workers = cfg.cores.len(), sas = cfg.sas.len(), policies = cfg.policies.len(), peers = cfg.peers.len(), "rampart up");
+        Ok(Daemon { cfg, gw, state, ike, started: now, unserved: 0, dirty: false, last_traffic_note: now })
+    }
+
+    /// One turn of the control loop: the workers' messages, IKE, table publication.
+    pub fn turn(&mut self) {
+        let now = Instant::now();
+        self.serve_workers(now);
+        if self.ike.poll_timeout().is_some_and(|t| t <= now) {
+            self.ike.handle_timeout(now);
+        }
+        if now.duration_since(self.last_traffic_note) >= Duration::from_secs(1) {
+            self.last_traffic_note = now;
+            for (spi, c) in &self.state.children {
+                self.ike.note_child_traffic(now, *spi, c.inn.sa.stats().packets);
+            }
+        }
+        self.ike_events();
+        self.ike_transmit();
+        if std::mem::take(&mut self.dirty) {
+            let t = self.state.tables();
+            self.gw.publisher().publish(t);
+        }
+        self.gw.publisher().reclaim();
+    }
+
+    fn serve_workers(&mut self, now: Instant) {
+        for shared in self.gw.shared.clone() {
+            while let Some(msg) = shared.to_control.pop() {
+                match msg {
+                    ToControl::Neighbor { port, addr, mac } => {
+                        if self.state.learn(port, addr, mac) {
+                            info!(target: "dataplane", port, %addr, mac = %report::mac(&mac), "neighbour learned");
+                            self.dirty = true;
+                        }
+                    }
+                    ToControl::Packet { port, mbuf } => match ikeio::datagram(mbuf.data()) {
+                        Some((local, remote, payload)) if [500, 4500].contains(&local.port()) => {
+                            self.ike.handle_datagram(now, local, remote, payload);
+                        }
+                        _ => {
+                            self.unserved += 1;
+                            debug!(target: "dataplane", port, len = mbuf.len(), "packet for the gateway with no local service");
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    fn ike_transmit(&mut self) {
+        while let Some(t) = self.ike.poll_transmit() {
+            let Some(mut m) = self.gw.pool.alloc() else {
+                warn!(target: "ike", "no mbuf for an IKE message");
+                continue;
+            };
+            if !ikeio::build(&mut m, t.local, t.remote, &t.bytes) {
+                warn!(target: "ike", len = t.bytes.len(), "IKE message does not fit a packet");
+                continue;
+            }
+            // The first worker routes it and sends it with its own traffic.
+            if self.gw.shared[0].to_worker.push(m).is_err() {
+                warn!(target: "ike", "worker queue full: IKE message dropped");
+            }
+        }
+    }
+
+    fn ike_events(&mut self) {
+        while let Some(ev) = self.ike.poll_event() {
+            match ev {
+                Event::ChildSaUp(up) => {
+                    let (prio, window) = self.child_settings(&up.peer, &up.child);
+                    match self.state.install_child(&up, prio, window) {
+                        Ok(()) => {
+                            self.dirty = true;
+                            info!(target: "ike", peer = %up.peer, child = %up.child, spi_in = format_args!("{:#010x}", up.inbound.spi),
+                                spi_out = format_args!("{:#010x}", up.outbound.spi), alg = ?up.inbound.alg, encap = ?up.encap,
+                                rekey_of = ?up.replaces.map(|s| format!("{s:#010x}")), "CHILD_SA up");
+                        }
+                        Err(e) => warn!(target: "ike", peer = %up.peer, child = %up.child, "CHILD_SA not installed: {e}"),
+                    }
+                }
+                Event::ChildSaDown { peer, child, inbound_spi, reason, .. } => {
+                    if self.state.remove_child(inbound_spi) {
+                        self.dirty = true;
+                    }
+                    info!(target: "ike", %peer, %child, spi_in = format_args!("{inbound_spi:#010x}"), ?reason, "CHILD_SA down");
+                }
+                Event::IkeSaUp { peer, remote, remote_id, .. } => info!(target: "ike", %peer, %remote, %remote_id, "IKE_SA up"),
+                Event::IkeSaDown { peer, reason, .. } => info!(target: "ike", %peer, ?reason, "IKE_SA down"),
+                Event::IkeSaRekeyed { peer, .. } => info!(target: "ike", %peer, "IKE_SA rekeyed"),
+                Event::ChildSaFailed { peer, child, notify } => warn!(target: "ike", %peer, %child, notify, "CHILD_SA failed"),
+                Event::AuthFailed { peer_id, remote } => {
+                    warn!(target: "ike", peer_id = %peer_id.map(|i| i.to_string()).unwrap_or_else(|| "?".into()), %remote, "authentication failed")
+                }
+            }
+        }
+    }
+
+    fn child_settings(&self, peer: &str, child: &str) -> (u32, u32) {
+        self.cfg
+            .peers
+            .iter()
+            .find(|p| p.name == peer)
+            .and_then(|p| p.children.iter().find(|c| c.name == child))
+            .map_or((100, 1024), |c| (c.priority, c.replay_window))
+    }
+
+    pub fn stop(&mut self) {
+        info!(target: "dataplane", "stopping");
+        self.gw.stop();
+    }
+}
+
 pub fn run(path: &Path) -> Result<(), String> {
     let cfg = Config::load(path).map_err(|e| e.to_string())?;
     crate::logging::init(&cfg.logging.level);
-    let mut gw = Gateway::open(spec(&cfg)).map_err(|e| e.to_string())?;
-    let tables = build::tables(&cfg, gw.macs(), cfg.cores.len()).map_err(|(f, m)| format!("{}: {f}: {m}", path.display()))?;
-    gw.start(tables).map_err(|e| e.to_string())?;
-    info!(target: "dataplane", ports = cfg.ports.len(), workers = cfg.cores.len(), sas = cfg.sas.len(), policies = cfg.policies.len(), "rampart up");
-
     let term = Arc::new(AtomicBool::new(false));
     let usr1 = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, term.clone()).map_err(|e| e.to_string())?;
     }
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, usr1.clone()).map_err(|e| e.to_string())?;
-
-    let started = Instant::now();
+    let mut d = Daemon::start(cfg, path)?;
     while !term.load(Ordering::Relaxed) {
         if usr1.swap(false, Ordering::Relaxed) {
-            println!("{}", report::text(&gw, started));
+            println!("{}", report::text(&d.gw, d.started));
         }
-        serve_workers(&mut gw);
-        gw.publisher().reclaim();
+        d.turn();
         std::thread::sleep(Duration::from_millis(1));
     }
-    info!(target: "dataplane", "stopping");
-    gw.stop();
-    println!("{}", report::text(&gw, started));
+    d.stop();
+    println!("{}", report::text(&d.gw, d.started));
     Ok(())
 }
 
-/// Takes what the workers handed up; publishes new tables when a neighbour changed.
-fn serve_workers(gw: &mut Gateway) {
-    let mut learned: Option<Neighbors> = None;
-    for shared in gw.shared.clone() {
-        while let Some(msg) = shared.to_control.pop() {
-            match msg {
-                ToControl::Neighbor { port, addr, mac } => {
-                    let n = learned.get_or_insert_with(|| (*gw.publisher().current().neighbors).clone());
-                    if n.learn(port, addr, mac) {
-                        info!(target: "dataplane", port, %addr, mac = %report::mac(&mac), "neighbour learned");
-                    }
-                }
-                ToControl::Packet { port, mbuf } => {
-                    // IKE and other local services plug in here.
-                    warn!(target: "dataplane", port, len = mbuf.len(), "packet for the gateway with no local service");
-                }
-            }
-        }
-    }
-    if let Some(n) = learned {
-        let publisher = gw.publisher();
-        let next = Tables { neighbors: Arc::new(n), ..publisher.current().clone() };
-        publisher.publish(next);
-    }
-}

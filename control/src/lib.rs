@@ -3,7 +3,11 @@
 
 pub mod build;
 pub mod config;
+pub mod ctl;
 pub mod daemon;
+pub mod ikeio;
 pub mod ike;
 pub mod logging;
+pub mod peers;
 pub mod report;
+pub mod state;

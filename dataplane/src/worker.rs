@@ -71,6 +71,18 @@ pub struct Path {
     /// TSC of the last neighbour solicitation, to send at most a few per millisecond.
     last_solicit: u64,
     solicit_gap: u64,
+    /// Packets waiting for a neighbour to answer, as a kernel's ARP queue holds them.
+    parked: [Option<Parked>; PARKED],
+    nparked: usize,
+}
+
+const PARKED: usize = 16;
+
+/// A packet, with its Ethernet room, waiting for `nh` to be resolved since `since` (TSC).
+struct Parked {
+    nh: NextHop,
+    since: u64,
+    m: Mbuf,
 }
 
 struct TxBuf {
@@ -107,6 +119,8 @@ impl Worker {
             tx,
             last_solicit: 0,
             solicit_gap: dpdk_sys::tsc_hz() / 1000,
+            parked: [const { None }; PARKED],
+            nparked: 0,
         };
         Worker { path, reader, stop, idle_sleep }
     }
@@ -133,6 +147,9 @@ impl Worker {
         }
         while let Some(m) = self.path.shared.to_worker.pop() {
             self.path.route_out(t, m);
+        }
+        if self.path.nparked > 0 {
+            self.path.unpark(t);
         }
         self.path.flush();
         self.path.shared.counters.iterations.add(1);
@@ -401,7 +418,7 @@ impl Path {
         };
         let Some(&mac) = t.neighbors.get(nh.port, nh.addr) else {
             self.solicit(t, nh);
-            return self.drop(DropReason::NoNeighbor, 1);
+            return self.park(nh, m);
         };
         let ethertype = if dst.is_ipv4() { ethernet::ethertype::IPV4 } else { ethernet::ethertype::IPV6 };
         let Some(h) = PktBuf::prepend(&mut m, ethernet::HEADER_LEN) else {
@@ -409,6 +426,35 @@ impl Path {
         };
         local::write_eth(h, mac, t.macs[nh.port as usize], ethertype);
         self.send(nh.port, m);
+    }
+
+    fn park(&mut self, nh: NextHop, m: Mbuf) {
+        match self.parked.iter_mut().find(|p| p.is_none()) {
+            Some(slot) => {
+                *slot = Some(Parked { nh, since: dpdk_sys::rdtsc(), m });
+                self.nparked += 1;
+            }
+            None => self.drop(DropReason::NoNeighbor, 1),
+        }
+    }
+
+    /// Sends the parked packets whose neighbour is now known; drops those waiting over a second.
+    fn unpark(&mut self, t: &Tables) {
+        let now = dpdk_sys::rdtsc();
+        for i in 0..PARKED {
+            let Some(p) = &self.parked[i] else { continue };
+            let known = t.neighbors.get(p.nh.port, p.nh.addr).is_some();
+            if !known && now.wrapping_sub(p.since) < self.solicit_gap * 1000 {
+                continue;
+            }
+            let p = self.parked[i].take().expect("checked");
+            self.nparked -= 1;
+            if known {
+                self.route_out(t, p.m);
+            } else {
+                self.drop(DropReason::NoNeighbor, 1);
+            }
+        }
     }
 
     /// Asks who has `nh` (ARP or NDP), a few times per millisecond at most.

@@ -4,6 +4,7 @@
 #include <rte_lcore.h>
 #include <rte_cycles.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 #include <rte_ethdev.h>
 #include <rte_cryptodev.h>
 
@@ -92,6 +93,22 @@ uint16_t shim_rte_cryptodev_dequeue_burst(uint8_t dev_id, uint16_t qp_id,
 					  struct rte_crypto_op **ops, uint16_t nb_ops)
 {
 	return rte_cryptodev_dequeue_burst(dev_id, qp_id, ops, nb_ops);
+}
+
+unsigned int shim_rte_ring_enqueue_burst(struct rte_ring *r, void *const *objs,
+					  unsigned int n)
+{
+	return rte_ring_enqueue_burst(r, objs, n, NULL);
+}
+
+unsigned int shim_rte_ring_dequeue_burst(struct rte_ring *r, void **objs, unsigned int n)
+{
+	return rte_ring_dequeue_burst(r, objs, n, NULL);
+}
+
+unsigned int shim_rte_ring_count(const struct rte_ring *r)
+{
+	return rte_ring_count(r);
 }
 
 /* rte_errno is a per-lcore (thread-local) macro; Rust cannot name it. */

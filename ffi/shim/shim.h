@@ -7,6 +7,7 @@
 struct rte_mbuf;
 struct rte_mempool;
 struct rte_crypto_op;
+struct rte_ring;
 
 uint16_t shim_rte_eth_rx_burst(uint16_t port_id, uint16_t queue_id,
 			       struct rte_mbuf **rx_pkts, uint16_t nb_pkts);
@@ -31,6 +32,11 @@ uint16_t shim_rte_cryptodev_enqueue_burst(uint8_t dev_id, uint16_t qp_id,
 					  struct rte_crypto_op **ops, uint16_t nb_ops);
 uint16_t shim_rte_cryptodev_dequeue_burst(uint8_t dev_id, uint16_t qp_id,
 					  struct rte_crypto_op **ops, uint16_t nb_ops);
+
+unsigned int shim_rte_ring_enqueue_burst(struct rte_ring *r, void *const *objs,
+					  unsigned int n);
+unsigned int shim_rte_ring_dequeue_burst(struct rte_ring *r, void **objs, unsigned int n);
+unsigned int shim_rte_ring_count(const struct rte_ring *r);
 
 int shim_rte_errno(void);
 unsigned int shim_rte_lcore_id(void);

@@ -13,5 +13,6 @@
 #include <rte_mbuf_dyn.h>
 #include <rte_ring.h>
 #include <rte_ethdev.h>
+#include <rte_eth_ring.h>
 #include <rte_cryptodev.h>
 #include "shim.h"

@@ -260,7 +260,9 @@ impl IkeSa {
 pub struct Engine {
     cfg: EngineConfig,
     peers: Vec<PeerConfig>,
-    sas: HashMap<u64, IkeSa>,
+    /// Boxed: the table keeps 16-byte slots, so its spare capacity (up to half of it after
+    /// a resize) costs little per IKE_SA.
+    sas: HashMap<u64, Box<IkeSa>>,
     half_open: HashMap<(u64, SocketAddr), u64>,
     child_index: HashMap<u32, u64>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
@@ -713,7 +715,7 @@ impl Engine {
         } else {
             sa.scheduled = None;
         }
-        self.sas.insert(spi, sa);
+        self.sas.insert(spi, Box::new(sa));
     }
 
     /// Forget an IKE_SA and everything indexed by it.
@@ -850,7 +852,7 @@ impl Engine {
         let Some(pi) = self.peers.iter().position(|p| p.name == peer_name) else { return };
         let spis: Vec<u64> = self.sas.iter().filter(|(_, s)| s.peer == Some(pi)).map(|(k, _)| *k).collect();
         for spi in spis {
-            let Some(mut sa) = self.sas.remove(&spi) else { continue };
+            let Some(mut sa) = self.sas.remove(&spi).map(|b| *b) else { continue };
             if sa.state == State::Established {
                 self.delete_ike(now, &mut sa, DownReason::Local);
                 self.put_back(sa);
@@ -881,7 +883,7 @@ impl Engine {
     /// Rekey the CHILD_SA with this inbound SPI (CREATE_CHILD_SA with REKEY_SA).
     pub fn rekey_child(&mut self, now: Instant, inbound_spi: u32) -> bool {
         let Some(ike) = self.find_child(inbound_spi) else { return false };
-        let Some(mut sa) = self.sas.remove(&ike) else { return false };
+        let Some(mut sa) = self.sas.remove(&ike).map(|b| *b) else { return false };
         let ok = self.start_child_rekey(now, &mut sa, inbound_spi);
         self.put_back(sa);
         ok
@@ -891,7 +893,7 @@ impl Engine {
     pub fn rekey_ike(&mut self, now: Instant, peer_name: &str) -> bool {
         let Some(pi) = self.peers.iter().position(|p| p.name == peer_name) else { return false };
         let Some(spi) = self.sas.iter().find(|(_, s)| s.peer == Some(pi) && s.state == State::Established).map(|(k, _)| *k) else { return false };
-        let mut sa = self.sas.remove(&spi).unwrap();
+        let mut sa = *self.sas.remove(&spi).unwrap();
         self.start_ike_rekey(now, &mut sa);
         self.put_back(sa);
         true
@@ -902,7 +904,7 @@ impl Engine {
         let Some(pi) = self.peers.iter().position(|p| p.name == peer_name) else { return false };
         let Some(ci) = self.peers[pi].children.iter().position(|c| c.name == child) else { return false };
         let Some(spi) = self.sas.iter().find(|(_, s)| s.peer == Some(pi) && s.state == State::Established).map(|(k, _)| *k) else { return false };
-        let mut sa = self.sas.remove(&spi).unwrap();
+        let mut sa = *self.sas.remove(&spi).unwrap();
         self.start_create_child(now, &mut sa, ci, None);
         self.put_back(sa);
         true
@@ -1025,7 +1027,7 @@ impl Engine {
             return;
         }
         let our_spi = if h.from_initiator() { h.spi_r } else { h.spi_i };
-        let Some(mut sa) = self.sas.remove(&our_spi) else {
+        let Some(mut sa) = self.sas.remove(&our_spi).map(|b| *b) else {
             self.stats.dropped_unknown_spi += 1;
             return;
         };
@@ -2053,7 +2055,7 @@ impl Engine {
             if sa.scheduled != Some(t) {
                 continue;
             }
-            let mut sa = self.sas.remove(&spi).unwrap();
+            let mut sa = *self.sas.remove(&spi).unwrap();
             sa.scheduled = None;
             if self.on_timer(now, &mut sa) {
                 self.put_back(sa);
