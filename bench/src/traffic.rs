@@ -1,0 +1,95 @@
+//! The generator and the sink, in one thread on the core the worker does not use: the
+//! generator fills mbufs from pre-built frames (one memcpy, a timestamp in the mbuf's user
+//! field) and keeps each injection ring topped up; the sink drains the output rings, records
+//! latency from the timestamps and returns the mbufs to the pool, from whose per-lcore cache
+//! the generator takes them again.
+
+use dpdk_sys::{Mbuf, Mempool, Ring};
+use hdrhistogram::Histogram;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// Keep at most this many frames queued on an injection ring: enough that the worker never
+/// finds it empty, few enough that queueing does not dominate the latency figures.
+const TOP_UP: usize = 1024;
+
+#[derive(Default)]
+pub struct TrafficStats {
+    pub stop: AtomicBool,
+    /// Set by the main thread for the measured window; the sink records latency only then.
+    pub measuring: AtomicBool,
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+    pub received_bytes: AtomicU64,
+}
+
+pub struct Traffic {
+    pub pool: Mempool,
+    pub frames: Vec<Vec<u8>>,
+    /// (ring, first template index) per injection queue.
+    pub inject: Vec<Ring>,
+    pub drain: Vec<Ring>,
+    pub stats: Arc<TrafficStats>,
+}
+
+impl Traffic {
+    /// Runs until `stats.stop`; returns the latency histogram of the measured window (ns).
+    pub fn run(self) -> Histogram<u64> {
+        let _lcore = dpdk_sys::register_thread();
+        let ns_per_tick = 1e9 / dpdk_sys::tsc_hz() as f64;
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram");
+        let mut was_measuring = false;
+        let mut next = 0usize;
+        let (mut sent, mut recv, mut bytes) = (0u64, 0u64, 0u64);
+        let mut burst: [Option<Mbuf>; 32] = Default::default();
+        while !self.stats.stop.load(Relaxed) {
+            for r in &self.inject {
+                if r.count() >= TOP_UP || !self.pool.alloc_bulk(&mut burst) {
+                    continue;
+                }
+                let now = dpdk_sys::rdtsc();
+                for m in burst.iter_mut().flatten() {
+                    let f = &self.frames[next];
+                    next = if next + 1 == self.frames.len() { 0 } else { next + 1 };
+                    if let Some(d) = m.append(f.len() as u16) {
+                        d.copy_from_slice(f);
+                    }
+                    m.set_user(now);
+                }
+                let n = r.enqueue_burst(&mut burst);
+                sent += n as u64;
+                Mbuf::free_bulk(&mut burst[n..]);
+            }
+            let measuring = self.stats.measuring.load(Relaxed);
+            if measuring && !was_measuring {
+                hist.reset();
+            }
+            was_measuring = measuring;
+            for r in &self.drain {
+                loop {
+                    let n = r.dequeue_burst(&mut burst);
+                    if n == 0 {
+                        break;
+                    }
+                    let now = dpdk_sys::rdtsc();
+                    for m in burst.iter().take(n).flatten() {
+                        bytes += m.len() as u64;
+                        if measuring {
+                            let ns = (now.wrapping_sub(m.user()) as f64 * ns_per_tick) as u64;
+                            let _ = hist.record(ns.max(1));
+                        }
+                    }
+                    recv += n as u64;
+                    Mbuf::free_bulk(&mut burst[..n]);
+                    if n < burst.len() {
+                        break;
+                    }
+                }
+            }
+            self.stats.sent.store(sent, Relaxed);
+            self.stats.received.store(recv, Relaxed);
+            self.stats.received_bytes.store(bytes, Relaxed);
+        }
+        hist
+    }
+}
