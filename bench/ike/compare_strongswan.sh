@@ -42,7 +42,7 @@ for g in $GROUPS_; do
     for r in $(seq 1 "$RUNS"); do
         log "ike-load $g run $r/$RUNS (N=$N)"
         # shellcheck disable=SC2086
-        "$BIN" -n "$N" --group "$g" --json $IKE_LOAD_ARGS >>"$SCRATCH/rampart.jsonl"
+        "$BIN" -n "$N" --group "$g" --json ${IKE_LOAD_ARGS:-} >>"$SCRATCH/rampart.jsonl"
     done
     if [ "$ANCHORS" = live ]; then
         for r in $(seq 1 "$RUNS"); do

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// Keep at most this many frames queued on an injection ring: enough that the worker never
-/// finds it empty, few enough that queueing does not dominate the latency figures.
-const TOP_UP: usize = 1024;
+/// finds it empty even when this thread loses its core for a scheduler slice. Latency at
+/// saturation is mostly this queue; it is an open-loop test.
+const TOP_UP: usize = 4096;
 
 #[derive(Default)]
 pub struct TrafficStats {
@@ -30,11 +31,16 @@ pub struct Traffic {
     pub inject: Vec<Ring>,
     pub drain: Vec<Ring>,
     pub stats: Arc<TrafficStats>,
+    /// The core to pin to (not a worker's).
+    pub core: Option<usize>,
 }
 
 impl Traffic {
     /// Runs until `stats.stop`; returns the latency histogram of the measured window (ns).
     pub fn run(self) -> Histogram<u64> {
+        if let Some(c) = self.core {
+            core_affinity::set_for_current(core_affinity::CoreId { id: c });
+        }
         let _lcore = dpdk_sys::register_thread();
         let ns_per_tick = 1e9 / dpdk_sys::tsc_hz() as f64;
         let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram");

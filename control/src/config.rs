@@ -34,6 +34,9 @@ pub struct Config {
     pub peers: Vec<PeerConfigJson>,
     #[serde(default)]
     pub control: ControlConfig,
+    /// Prometheus metrics over HTTP (`GET /metrics`) on this address; off when absent.
+    #[serde(default)]
+    pub metrics: Option<std::net::SocketAddr>,
     #[serde(default)]
     pub logging: LoggingConfig,
 }

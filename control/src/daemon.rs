@@ -4,9 +4,12 @@
 //! snapshots, and prints counters on SIGUSR1 and at exit.
 
 use crate::config::Config;
+use crate::ctl::{self, metrics, Handler, Request};
 use crate::ike::{Engine, EngineConfig, Event};
 use crate::state::State;
 use crate::{ikeio, peers, report};
+use mio::{Events, Poll, Token};
+use serde_json::{json, Value};
 use rampart_dataplane::gateway::{Gateway, GatewaySpec};
 use rampart_dataplane::worker::ToControl;
 use std::path::Path;
@@ -182,6 +185,121 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Counters, as the control socket, the metrics listener and SIGUSR1 all see them.
+    pub fn metrics(&self) -> metrics::MetricsSnapshot {
+        let names: Vec<String> = self.cfg.ports.iter().map(|p| p.name.clone()).collect();
+        metrics::snapshot(&self.gw, &names, self.started)
+    }
+
+    fn list_sas(&self) -> Value {
+        let ike: Vec<Value> = self
+            .cfg
+            .peers
+            .iter()
+            .flat_map(|p| self.ike.ike_sas(&p.name).into_iter().map(move |(i, r)| json!({"peer": p.name, "spi_i": format!("{i:016x}"), "spi_r": format!("{r:016x}"), "state": "established"})))
+            .collect();
+        let children: Vec<Value> = self
+            .state
+            .children
+            .values()
+            .map(|c| {
+                let (i, o) = (c.inn.sa.stats(), c.out.sa.stats());
+                let ts = |v: &[rampart_dataplane::spd::Selector]| v.iter().map(|s| format!("{}=>{}", s.src, s.dst)).collect::<Vec<_>>().join(",");
+                json!({
+                    "peer": c.peer, "child": c.child,
+                    "spi_in": format!("{:#010x}", c.inn.sa.spi()), "spi_out": format!("{:#010x}", c.out.sa.spi()),
+                    "alg": format!("{:?}", c.inn.sa.params().alg), "esn": c.inn.sa.params().esn,
+                    "encap": c.inn.sa.params().encap.is_some(),
+                    "ts": ts(&c.out_sel),
+                    "in_packets": i.packets, "in_bytes": i.bytes, "out_packets": o.packets, "out_bytes": o.bytes,
+                })
+            })
+            .collect();
+        let manual: Vec<Value> = self
+            .cfg
+            .sas
+            .iter()
+            .map(|s| json!({"name": s.name, "direction": format!("{:?}", s.direction).to_lowercase(), "spi": format!("{:#010x}", s.spi.get()), "alg": format!("{:?}", s.alg)}))
+            .collect();
+        json!({"ike_sas": ike, "child_sas": children, "manual_sas": manual})
+    }
+
+    fn list_policies(&self) -> Value {
+        let t = self.gw.publisher.as_ref().map(|p| p.current());
+        let Some(t) = t else { return json!([]) };
+        let rows: Vec<Value> = t
+            .spd
+            .policies()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                json!({
+                    "id": i, "priority": p.priority, "dir": format!("{:?}", p.dir).to_lowercase(),
+                    "src": p.sel.src.to_string(), "dst": p.sel.dst.to_string(),
+                    "proto": p.sel.proto.map_or("any".to_string(), |x| x.to_string()),
+                    "sport": format!("{}-{}", p.sel.sport.0, p.sel.sport.1), "dport": format!("{}-{}", p.sel.dport.0, p.sel.dport.1),
+                    "action": format!("{:?}", p.action).to_lowercase(),
+                    "sa": t.out_sa.get(i).and_then(|s| s.as_ref()).map_or("-".to_string(), |s| s.name.clone()),
+                })
+            })
+            .collect();
+        Value::Array(rows)
+    }
+
+    fn known_peer(&self, peer: &str) -> Result<(), String> {
+        self.cfg.peers.iter().any(|p| p.name == peer).then_some(()).ok_or_else(|| format!("no peer named `{peer}`"))
+    }
+}
+
+impl Handler for Daemon {
+    fn handle(&mut self, req: Request) -> Result<Value, String> {
+        let now = Instant::now();
+        match req {
+            Request::Version => {
+                let mut v = ctl::proto::version();
+                v["uptime_seconds"] = json!(self.started.elapsed().as_secs_f64());
+                Ok(v)
+            }
+            Request::ListSas => Ok(self.list_sas()),
+            Request::ListPolicies => Ok(self.list_policies()),
+            Request::Counters => serde_json::to_value(self.metrics()).map_err(|e| e.to_string()),
+            Request::Initiate { peer } => {
+                self.known_peer(&peer)?;
+                let ok = self.ike.initiate(now, &peer);
+                Ok(json!({"peer": peer, "initiating": ok}))
+            }
+            Request::Terminate { peer } => {
+                self.known_peer(&peer)?;
+                self.ike.terminate(now, &peer);
+                Ok(json!({"peer": peer, "terminating": true}))
+            }
+            Request::Rekey { peer, child, ike } => {
+                let peer = peer.ok_or("rekey needs a peer")?;
+                self.known_peer(&peer)?;
+                if ike {
+                    return Ok(json!({"peer": peer, "ike_rekey": self.ike.rekey_ike(now, &peer)}));
+                }
+                let spis: Vec<u32> = self
+                    .state
+                    .children
+                    .iter()
+                    .filter(|(_, c)| c.peer == peer && child.as_ref().is_none_or(|n| &c.child == n))
+                    .map(|(s, _)| *s)
+                    .collect();
+                if spis.is_empty() {
+                    return Err(format!("peer `{peer}` has no CHILD_SA{}", child.map(|c| format!(" named `{c}`")).unwrap_or_default()));
+                }
+                let started: Vec<String> = spis.into_iter().filter(|s| self.ike.rekey_child(now, *s)).map(|s| format!("{s:#010x}")).collect();
+                Ok(json!({"peer": peer, "child_rekeys": started}))
+            }
+            Request::Reload => Err("reload is not implemented yet: restart the gateway to apply a changed config".into()),
+        }
+    }
+}
+
+const CTL_TOKEN: usize = 1;
+
 pub fn run(path: &Path) -> Result<(), String> {
     let cfg = Config::load(path).map_err(|e| e.to_string())?;
     crate::logging::init(&cfg.logging.level);
@@ -191,16 +309,43 @@ pub fn run(path: &Path) -> Result<(), String> {
         signal_hook::flag::register(sig, term.clone()).map_err(|e| e.to_string())?;
     }
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, usr1.clone()).map_err(|e| e.to_string())?;
+    let mut poll = Poll::new().map_err(|e| e.to_string())?;
+    let mut ctl = ctl::Server::bind(&cfg.control.socket).map_err(|e| format!("control socket: {e}"))?;
+    ctl.register(poll.registry(), Token(CTL_TOKEN)).map_err(|e| e.to_string())?;
+    let mut http = match cfg.metrics {
+        Some(a) => Some(metrics::HttpServer::bind(a).map_err(|e| format!("metrics listener {a}: {e}"))?),
+        None => None,
+    };
+    if let Some(h) = http.as_mut() {
+        h.register(poll.registry(), Token(CTL_TOKEN + ctl::Server::TOKENS)).map_err(|e| e.to_string())?;
+    }
     let mut d = Daemon::start(cfg, path)?;
+    let mut events = Events::with_capacity(256);
     while !term.load(Ordering::Relaxed) {
         if usr1.swap(false, Ordering::Relaxed) {
-            println!("{}", report::text(&d.gw, d.started));
+            println!("{}", report::text(&d.metrics()));
         }
         d.turn();
-        std::thread::sleep(Duration::from_millis(1));
+        // The workers' queues are polled, so the loop wakes at least every millisecond.
+        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(1))) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(format!("poll: {e}"));
+            }
+        }
+        for ev in events.iter() {
+            if ctl.owns(ev.token()) {
+                ctl.handle_event(ev, &mut d);
+            } else if let Some(h) = http.as_mut().filter(|h| h.owns(ev.token())) {
+                h.handle_event(ev, &mut || metrics::render(&d.metrics()));
+            }
+        }
+        ctl.poll_idle(&mut d);
+        if let Some(h) = http.as_mut() {
+            h.poll_idle(Instant::now());
+        }
     }
     d.stop();
-    println!("{}", report::text(&d.gw, d.started));
+    println!("{}", report::text(&d.metrics()));
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   rampart run --config FILE     start the gateway (SIGINT/SIGTERM stop it, SIGUSR1 prints counters)
   rampart check --config FILE   validate a config without starting anything
+  rampart ctl [--socket PATH] [--json] COMMAND   talk to a running gateway (`rampart ctl help`)
   rampart version";
 
 fn config_arg(args: &[String]) -> Result<PathBuf, String> {
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
             println!("{}: ok", p.display());
             Ok(())
         }),
+        Some("ctl") => rampart_control::ctl::client::run(std::path::Path::new(rampart_control::ctl::DEFAULT_SOCKET), &args[1..]),
         Some("version") | Some("--version") => {
             println!("rampart {}", env!("CARGO_PKG_VERSION"));
             Ok(())

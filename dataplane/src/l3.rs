@@ -104,9 +104,14 @@ impl Locals {
     pub fn owns_on(&self, port: u16, addr: IpAddr) -> bool {
         self.addrs.iter().any(|l| l.port == port && l.addr == addr)
     }
-    /// The address to use as source on `port` for the family of `like`.
-    pub fn source_for(&self, port: u16, like: IpAddr) -> Option<IpAddr> {
-        self.addrs.iter().find(|l| l.port == port && l.addr.is_ipv4() == like.is_ipv4()).map(|l| l.addr)
+    /// The address to use as source on `port` towards `to`: one on the same subnet if there
+    /// is one, else the first of the family.
+    pub fn source_for(&self, port: u16, to: IpAddr) -> Option<IpAddr> {
+        let on_port = || self.addrs.iter().filter(|l| l.port == port && l.addr.is_ipv4() == to.is_ipv4());
+        on_port()
+            .find(|l| Prefix::new(l.addr, l.prefix_len).contains(&to))
+            .or_else(|| on_port().next())
+            .map(|l| l.addr)
     }
     pub fn all(&self) -> &[LocalAddr] {
         &self.addrs

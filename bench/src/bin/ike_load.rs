@@ -368,7 +368,6 @@ struct Mark {
 
 struct ResponderResult {
     marks: Vec<Mark>,
-    first: Option<Instant>,
     last: Option<Instant>,
     count: u64,
     child_up: u64,
@@ -403,7 +402,7 @@ fn run_responder(o: &Opts, sock: UdpSocket, stop: Arc<AtomicBool>, ready: std::s
     ready.send(()).unwrap();
     let mut marks: Vec<Mark> = Vec::new();
     let (mut count, mut child_up) = (0u64, 0u64);
-    let (mut first, mut last) = (None, None);
+    let mut last = None;
     let mut next_mark = Instant::now();
     let cpu_start = thread_cpu();
     // Exact marks at 10 % and 90 % of N; with --duration, a mark every 50 ms.
@@ -433,7 +432,6 @@ fn run_responder(o: &Opts, sock: UdpSocket, stop: Arc<AtomicBool>, ready: std::s
                 Event::IkeSaUp { .. } => {
                     count += 1;
                     let t = Instant::now();
-                    first.get_or_insert(t);
                     last = Some(t);
                     if o.duration.is_none() && (count == n10 || count == n90) {
                         marks.push(Mark { at: t, count, cpu: thread_cpu() });
@@ -463,7 +461,6 @@ fn run_responder(o: &Opts, sock: UdpSocket, stop: Arc<AtomicBool>, ready: std::s
     std::mem::forget(eng);
     ResponderResult {
         marks,
-        first,
         last,
         count,
         child_up,

@@ -164,7 +164,8 @@ fn table(rows: &[Value]) -> String {
 fn cell(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
+        // A control character would break the table.
+        Value::String(s) => s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect(),
         Value::Object(m) if m.is_empty() => "-".into(),
         Value::Object(m) => m.iter().map(|(k, v)| format!("{k}={}", cell(v))).collect::<Vec<_>>().join(" "),
         Value::Array(a) if a.is_empty() => "-".into(),

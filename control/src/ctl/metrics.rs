@@ -313,12 +313,11 @@ impl HttpServer {
 
     /// Serves one event. `metrics` is called only for a `GET /metrics`.
     pub fn handle_event(&mut self, event: &Event, metrics: &mut dyn FnMut() -> String) {
-        let token = event.token().0;
-        if !self.owns(event.token()) {
-        } else if token == self.base {
+        let token = event.token();
+        if token.0 == self.base {
             self.accept();
-        } else {
-            let slot = token - self.base - 1;
+        } else if self.owns(token) {
+            let slot = token.0 - self.base - 1;
             let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
             if !c.serve(metrics) {
                 self.close(slot);

@@ -52,7 +52,13 @@ pub fn version() -> Value {
 
 /// Parses one request line (without its newline).
 pub fn parse(line: &[u8]) -> Result<Request, String> {
-    serde_json::from_slice(line).map_err(|e| format!("bad request: {e}"))
+    let req: Request = serde_json::from_slice(line).map_err(|e| format!("bad request: {e}"))?;
+    // `deny_unknown_fields` does not reach the unit variants of a tagged enum.
+    let unit = matches!(req, Request::Version | Request::ListSas | Request::ListPolicies | Request::Counters | Request::Reload);
+    if unit && serde_json::from_slice::<serde_json::Map<String, Value>>(line).map_or(true, |m| m.len() > 1) {
+        return Err("bad request: this command takes no arguments".into());
+    }
+    Ok(req)
 }
 
 /// Encodes a reply as one line, newline included. Compact JSON has no raw newlines.

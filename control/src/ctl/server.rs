@@ -100,12 +100,11 @@ impl Server {
 
     /// Serves one event; ignores tokens that are not the server's.
     pub fn handle_event(&mut self, event: &Event, handler: &mut dyn Handler) {
-        let token = event.token().0;
-        if !self.owns(event.token()) {
-        } else if token == self.base {
+        let token = event.token();
+        if token.0 == self.base {
             self.accept();
-        } else {
-            self.service(token - self.base - 1, handler);
+        } else if self.owns(token) {
+            self.service(token.0 - self.base - 1, handler);
         }
     }
 

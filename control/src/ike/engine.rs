@@ -1569,6 +1569,8 @@ impl Engine {
             traffic: None,
         };
         let ev = self.child_up_event(sa, &child, i2r, r2i, replaces_spi);
+        // Most IKE_SAs carry one CHILD_SA: do not let the first push reserve room for four.
+        sa.children.reserve_exact(1);
         sa.children.push(child);
         let mut payloads = vec![Payload::Sa(vec![esp_choice_proposal(&choice, spi_in)])];
         if create {
@@ -1965,6 +1967,8 @@ impl Engine {
         let ev = self.child_up_event_dir(sa, &child, i2r, r2i, replaces, true);
         self.events.push_back(ev);
         self.stats.child_sa_established += 1;
+        // Most IKE_SAs carry one CHILD_SA: do not let the first push reserve room for four.
+        sa.children.reserve_exact(1);
         sa.children.push(child);
         Ok(sa.children.len() - 1)
     }
