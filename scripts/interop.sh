@@ -75,10 +75,15 @@ if [ "${LIVENESS:-0}" = 1 ] && [ $rc = 0 ]; then
     grep -q "IKE_SA down.*DeadPeer" "$LOG/rampart.log" && { dead=$(( $(date +%s) - t0 )); break; }
     sleep 0.5
   done
-  if [ -n "$dead" ]; then echo "liveness: Rampart declared strongSwan dead ${dead} s after it was killed"; else echo "FAIL: no dead peer after 60 s"; rc=1; fi
+  # The config checks every 10 s; a silent peer is dead within two intervals (plus slack).
+  if [ -n "$dead" ] && [ "$dead" -le "${LIVENESS_MAX:-25}" ]; then
+    echo "liveness: Rampart declared strongSwan dead ${dead} s after it was killed"
+  else
+    echo "FAIL: strongSwan was not declared dead within ${LIVENESS_MAX:-25} s (${dead:-never})"; rc=1
+  fi
 fi
 kill -USR1 "$(cat "$LOG/rampart.pid")" 2>/dev/null || true
 sleep 0.3
-echo "== rampart log"; grep -E "IKE_SA|CHILD_SA|auth|WARN|ERROR" "$LOG/rampart.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -20
+echo "== rampart log"; grep -E "IKE_SA|CHILD_SA|auth|WARN|ERROR" "$LOG/rampart.log" | tail -20
 echo "== rampart counters"; tail -8 "$LOG/rampart.out"
 exit $rc

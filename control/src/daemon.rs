@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::ctl::{self, metrics, Handler, Request};
-use crate::ike::{Engine, EngineConfig, Event};
+use crate::ike::{DownReason, Engine, EngineConfig, Event};
 use crate::state::State;
 use crate::{ikeio, peers, report};
 use mio::{Events, Poll, Token};
@@ -59,6 +59,8 @@ pub struct Daemon {
     pub unserved: u64,
     dirty: bool,
     last_traffic_note: Instant,
+    /// Peers to initiate again after a failed attempt: when, and the back-off after that.
+    retry: std::collections::HashMap<String, (Instant, Duration)>,
 }
 
 impl Daemon {
@@ -72,7 +74,7 @@ impl Daemon {
         let mut ike = Engine::new(EngineConfig::default(), peers);
         ike.start(now);
         info!(target: "dataplane", ports = cfg.ports.len(), workers = cfg.cores.len(), sas = cfg.sas.len(), policies = cfg.policies.len(), peers = cfg.peers.len(), "rampart up");
-        Ok(Daemon { cfg, gw, state, ike, started: now, unserved: 0, dirty: false, last_traffic_note: now })
+        Ok(Daemon { cfg, gw, state, ike, started: now, unserved: 0, dirty: false, last_traffic_note: now, retry: Default::default() })
     }
 
     /// One turn of the control loop: the workers' messages, IKE, table publication.
@@ -88,7 +90,8 @@ impl Daemon {
                 self.ike.note_child_traffic(now, *spi, c.inn.sa.stats().packets);
             }
         }
-        self.ike_events();
+        self.ike_events(now);
+        self.retry_peers(now);
         self.ike_transmit();
         if std::mem::take(&mut self.dirty) {
             let t = self.state.tables();
@@ -138,7 +141,27 @@ impl Daemon {
         }
     }
 
-    fn ike_events(&mut self) {
+    /// A peer that should be up (started at start-up, or restarted after it died) is tried
+    /// again, with back-off, until it answers.
+    fn retry_peers(&mut self, now: Instant) {
+        let due: Vec<String> = self.retry.iter().filter(|(_, (at, _))| *at <= now).map(|(p, _)| p.clone()).collect();
+        for peer in due {
+            if self.ike.ike_sas(&peer).is_empty() {
+                info!(target: "ike", %peer, "initiating again");
+                self.ike.initiate(now, &peer);
+            }
+            if let Some((at, backoff)) = self.retry.get_mut(&peer) {
+                *at = now + *backoff;
+                *backoff = (*backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+
+    fn wants_up(&self, peer: &str) -> bool {
+        self.cfg.peers.iter().any(|p| p.name == peer && p.remote_addr.is_some() && (p.start_action == "start" || p.dpd_action == "restart"))
+    }
+
+    fn ike_events(&mut self, now: Instant) {
         while let Some(ev) = self.ike.poll_event() {
             match ev {
                 Event::ChildSaUp(up) => {
@@ -159,8 +182,16 @@ impl Daemon {
                     }
                     info!(target: "ike", %peer, %child, spi_in = format_args!("{inbound_spi:#010x}"), ?reason, "CHILD_SA down");
                 }
-                Event::IkeSaUp { peer, remote, remote_id, .. } => info!(target: "ike", %peer, %remote, %remote_id, "IKE_SA up"),
-                Event::IkeSaDown { peer, reason, .. } => info!(target: "ike", %peer, ?reason, "IKE_SA down"),
+                Event::IkeSaUp { peer, remote, remote_id, .. } => {
+                    self.retry.remove(&peer);
+                    info!(target: "ike", %peer, %remote, %remote_id, "IKE_SA up")
+                }
+                Event::IkeSaDown { peer, reason, .. } => {
+                    if matches!(reason, DownReason::Failed | DownReason::DeadPeer) && self.wants_up(&peer) {
+                        self.retry.entry(peer.clone()).or_insert((now + Duration::from_secs(2), Duration::from_secs(4)));
+                    }
+                    info!(target: "ike", %peer, ?reason, "IKE_SA down")
+                }
                 Event::IkeSaRekeyed { peer, .. } => info!(target: "ike", %peer, "IKE_SA rekeyed"),
                 Event::ChildSaFailed { peer, child, notify } => warn!(target: "ike", %peer, %child, notify, "CHILD_SA failed"),
                 Event::AuthFailed { peer_id, remote } => {

@@ -45,6 +45,10 @@ fn strongswan_interop() {
     let mut env = quick.to_vec();
     env.push(("INITIATE", "no"));
     run("configs/interop/strongswan-right-initiator.json", &env);
+    // Through a masquerading NAT (ports remapped), then strongSwan dies without a word.
+    let mut env = quick.to_vec();
+    env.extend([("NAT", "1"), ("LIVENESS", "1")]);
+    run("configs/interop/strongswan-right-nat.json", &env);
     // Each PSK proposal set of strongswan-pair.sh's matrix, against one Rampart config.
     for (ike, esp) in [
         ("aes256gcm16-prfsha384-x25519", "aes256gcm16-x25519"),

@@ -173,6 +173,7 @@ struct Pending {
     tries: u32,
     next: Instant,
     kind: ReqKind,
+    sent: Instant,
 }
 
 struct CachedResponse {
@@ -655,7 +656,7 @@ impl Engine {
         for d in &datagrams {
             self.send_raw(sa.local, sa.remote, d);
         }
-        sa.pending = Some(Pending { msg_id, exchange: exch, datagrams, tries: 0, next: now + self.cfg.retransmit_base, kind });
+        sa.pending = Some(Pending { msg_id, exchange: exch, datagrams, tries: 0, next: now + self.cfg.retransmit_base, kind, sent: now });
     }
 
     fn flush_queue(&mut self, now: Instant, sa: &mut IkeSa) {
@@ -844,7 +845,7 @@ impl Engine {
         hs.init_req = bytes.clone();
         self.send_raw(sa.local, sa.remote, &bytes);
         sa.next_req_id = 1;
-        sa.pending = Some(Pending { msg_id: 0, exchange: exchange::IKE_SA_INIT, datagrams: vec![bytes], tries: 0, next: now + self.cfg.retransmit_base, kind: ReqKind::Init });
+        sa.pending = Some(Pending { msg_id: 0, exchange: exchange::IKE_SA_INIT, datagrams: vec![bytes], tries: 0, next: now + self.cfg.retransmit_base, kind: ReqKind::Init, sent: now });
     }
 
     /// Delete every IKE_SA of the named peer (with its CHILD_SAs).
@@ -2080,15 +2081,22 @@ impl Engine {
             self.close_sa(taken, DownReason::Failed);
             return false;
         }
+        // A liveness check gets one liveness interval to be answered, so that a dead peer is
+        // found within two intervals of its last word, not after the whole back-off.
+        let liveness_iv = sa.peer.and_then(|pi| self.peers[pi].dpd_interval);
         if let Some(p) = sa.pending.as_mut() {
+            let deadline = liveness_iv.filter(|_| matches!(p.kind, ReqKind::Liveness)).map(|iv| p.sent + iv);
             if p.next <= now {
-                if p.tries >= self.cfg.retransmit_tries {
+                if p.tries >= self.cfg.retransmit_tries || deadline.is_some_and(|d| d <= now) {
                     let taken = std::mem::replace(sa, dummy_sa(now));
                     self.peer_dead(now, taken);
                     return false;
                 }
                 p.tries += 1;
                 p.next = now + self.cfg.retransmit_base * 2u32.pow(p.tries.min(16));
+                if let Some(d) = deadline {
+                    p.next = p.next.min(d);
+                }
                 self.stats.retransmitted_requests += 1;
                 let d = p.datagrams.clone();
                 for m in d {
