@@ -443,7 +443,7 @@ impl Config {
                 (ActionConfig::Protect, Some(name)) => {
                     let sa = self.sas.iter().find(|s| &s.name == name).ok_or_else(|| (f("sa"), format!("no SA named `{name}`")))?;
                     if sa.direction != p.direction {
-                        return e(f("sa"), format!("SA `{name}` is {:?}, the policy is {:?}", sa.direction, p.direction));
+                        return e(f("sa"), format!("SA `{name}` is {}, the policy is {}", dir_word(sa.direction), dir_word(p.direction)));
                     }
                 }
                 (ActionConfig::Protect, None) => return e(f("sa"), "a protect policy needs an SA".into()),
@@ -524,4 +524,11 @@ pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
         return Err(bad());
     }
     Ok((a, b))
+}
+
+fn dir_word(d: DirectionConfig) -> &'static str {
+    match d {
+        DirectionConfig::Outbound => "outbound",
+        DirectionConfig::Inbound => "inbound",
+    }
 }

@@ -243,17 +243,18 @@ fn prefixes(start: IpAddr, end: IpAddr) -> Vec<Prefix> {
         _ => return vec![],
     };
     let addr = |v: u128| if bits == 32 { IpAddr::V4((v as u32).into()) } else { IpAddr::V6(v.into()) };
+    let max = if bits == 32 { u32::MAX as u128 } else { u128::MAX };
+    if lo == 0 && hi == max {
+        return vec![Prefix::new(addr(0), 0)];
+    }
     let mut out = Vec::new();
     let mut cur = lo;
     while cur <= hi && out.len() < 64 {
         // The largest block that starts at `cur` and stays within the range.
-        let mut size = if cur == 0 { bits } else { cur.trailing_zeros().min(bits) };
-        while size > 0 && (size >= 128 || cur + ((1u128 << size) - 1) > hi) {
+        // (The whole space was handled above, so a block is at most half of it.)
+        let mut size = if cur == 0 { bits - 1 } else { cur.trailing_zeros().min(bits - 1) };
+        while size > 0 && cur + ((1u128 << size) - 1) > hi {
             size -= 1;
-        }
-        if bits == 128 && size == 128 {
-            out.push(Prefix::new(addr(0), 0));
-            break;
         }
         out.push(Prefix::new(addr(cur), (bits - size) as u8));
         let Some(next) = cur.checked_add(1u128 << size) else { break };

@@ -51,7 +51,7 @@ fn refused(edit: impl Fn(&mut serde_json::Value), field: &str, words: &str) {
 #[test]
 fn bad_configs_name_the_field() {
     Config::parse(GOOD).expect("the base config is good");
-    refused(|v| v["sas"][0]["colour"] = "blue".into(), "sas[0]", "unknown field `colour`");
+    refused(|v| v["sas"][0]["colour"] = "blue".into(), "sas[0].colour", "unknown field `colour`");
     refused(|v| v["sas"][0]["key"] = "zz".into(), "sas[0].key", "hex");
     refused(|v| v["sas"][0]["key"] = "00112233".into(), "sas[0].key", "needs 20 bytes");
     refused(|v| v["sas"][0]["alg"] = "des".into(), "sas[0].alg", "unknown variant");
