@@ -11,7 +11,7 @@ use crate::crypto::{Aead, AeadAlg, EspAad, KeyError, ICV_LEN, IV_LEN};
 use crate::replay::ReplayWindow;
 use crate::wire::{ecn, ip_proto, ipv4, ipv6, udp};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
 /// SPI and sequence number.
 pub const ESP_HEADER_LEN: usize = 8;
@@ -225,7 +225,6 @@ pub struct Sa {
     /// The last sequence number sent (0 = none yet).
     seq: AtomicU64,
     replay: ReplayWindow,
-    ip_id: AtomicU32,
     packets: AtomicU64,
     bytes: AtomicU64,
     dummy_packets: AtomicU64,
@@ -252,7 +251,6 @@ impl Sa {
             aead,
             seq: AtomicU64::new(0),
             replay,
-            ip_id: AtomicU32::new(0),
             packets: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             dummy_packets: AtomicU64::new(0),
@@ -308,10 +306,15 @@ impl Sa {
         } else {
             u32::MAX as u64
         };
-        self.seq
-            .fetch_update(Relaxed, Relaxed, |s| (s < max).then(|| s + 1))
-            .map(|s| s + 1)
-            .map_err(|_| EspError::SeqExhausted)
+        // One atomic add (workers may share an outbound SA). Past `max` the counter keeps
+        // counting but nothing is sent; with ESN, `max` leaves 2^32 below the u64 wrap, which
+        // no number of workers racing here can cross.
+        let max = max.min(u64::MAX - (1 << 32));
+        let s = self.seq.fetch_add(1, Relaxed) + 1;
+        if s > max {
+            return Err(EspError::SeqExhausted);
+        }
+        Ok(s)
     }
 
     /// Refuses once the hard lifetime is reached. Workers share an outbound SA, so a
@@ -329,9 +332,14 @@ impl Sa {
         Ok(())
     }
 
+    /// Plain load and store, no locked add: exact when one worker carries the SA (inbound
+    /// always, by RSS on the outer header); when workers share an outbound SA a count may
+    /// be lost now and then, and the sequence number stays the exact packet count.
     fn count(&self, len: usize) {
-        let p = self.packets.fetch_add(1, Relaxed) + 1;
-        let b = self.bytes.fetch_add(len as u64, Relaxed) + len as u64;
+        let p = self.packets.load(Relaxed) + 1;
+        let b = self.bytes.load(Relaxed) + len as u64;
+        self.packets.store(p, Relaxed);
+        self.bytes.store(b, Relaxed);
         let lt = &self.params.lifetime;
         if lt.soft_packets.is_some_and(|s| p >= s) || lt.soft_bytes.is_some_and(|s| b >= s) {
             self.soft_expired.store(true, Relaxed);
@@ -426,7 +434,8 @@ impl Sa {
                 // DSCP copied, ECN copied (RFC 6040 normal mode).
                 h.set_tos(inner.tos);
                 h.set_total_len(total as u16);
-                h.set_ident(self.ip_id.fetch_add(1, Relaxed) as u16);
+                // Unique per SA over 65,536 packets, as reassembly needs, without a shared counter.
+                h.set_ident(seq as u16);
                 h.set_frag(inner.df, false, 0);
                 h.set_ttl(OUTER_TTL);
                 h.set_protocol(l4_proto);

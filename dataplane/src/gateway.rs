@@ -85,9 +85,10 @@ impl Gateway {
     pub fn start(&mut self, tables: Tables) -> Result<(), GatewayError> {
         let (publisher, readers) = qsbr::publisher(tables, self.spec.cores.len());
         self.publisher = Some(publisher);
-        let core_ids = core_affinity::get_core_ids().unwrap_or_default();
         for (id, (reader, &core)) in readers.into_iter().zip(&self.spec.cores).enumerate() {
-            let core_id = core_ids.iter().find(|c| c.id == core).copied();
+            // Not looked up in core_affinity::get_core_ids(): that lists only the cores this
+            // thread may run on, and the EAL has pinned it to the main lcore.
+            let core_id = core_affinity::CoreId { id: core };
             let worker = Worker::new(
                 id,
                 self.ports.clone(),
@@ -100,8 +101,8 @@ impl Gateway {
             let h = std::thread::Builder::new()
                 .name(format!("worker{id}"))
                 .spawn(move || {
-                    if let Some(c) = core_id {
-                        core_affinity::set_for_current(c);
+                    if !core_affinity::set_for_current(core_id) {
+                        tracing::warn!(target: "dataplane", worker = id, core, "could not pin the worker to its core");
                     }
                     // An lcore id gives the worker its own mempool cache.
                     let _reg = dpdk_sys::register_thread();

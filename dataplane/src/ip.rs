@@ -79,8 +79,11 @@ pub fn decrement_ttl(b: &mut [u8]) {
     match b.first().map(|v| v >> 4) {
         Some(4) => {
             if let Ok(mut p) = ipv4::Packet::new_checked(b) {
+                // RFC 1624: the TTL is the high byte of its 16-bit word, so the header sum
+                // drops by 0x0100 and the checksum rises by as much, end-around carry kept.
+                let sum = p.checksum() as u32 + 0x0100;
                 p.set_ttl(p.ttl().saturating_sub(1));
-                p.fill_checksum();
+                p.set_checksum((sum + (sum >> 16)) as u16);
             }
         }
         Some(6) => {
@@ -92,3 +95,28 @@ pub fn decrement_ttl(b: &mut [u8]) {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_decrement_keeps_the_checksum_valid() {
+        for seed in 0u32..2000 {
+            let mut h = [0u8; 20];
+            for (i, b) in h.iter_mut().enumerate() {
+                *b = (seed.wrapping_mul(2654435761).rotate_left(i as u32 * 3) >> 7) as u8;
+            }
+            h[0] = 0x45;
+            h[2..4].copy_from_slice(&20u16.to_be_bytes());
+            h[8] = 2 + (seed % 250) as u8;
+            let mut p = ipv4::Packet::new_checked(&mut h[..]).unwrap();
+            p.fill_checksum();
+            let ttl = p.ttl();
+            decrement_ttl(&mut h);
+            let p = ipv4::Packet::new_checked(&h[..]).unwrap();
+            assert_eq!(p.ttl(), ttl - 1);
+            assert!(p.verify_checksum(), "seed {seed}");
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! neighbour (ARP/NDP) table that turns a next hop into an Ethernet address.
 
 use crate::spd::Prefix;
-use std::collections::HashMap;
+use crate::hash::FastMap;
 use std::net::IpAddr;
 
 pub type Mac = [u8; 6];
@@ -63,7 +63,7 @@ impl Routes {
 /// The resolved neighbours, keyed by (port, address).
 #[derive(Clone, Debug, Default)]
 pub struct Neighbors {
-    map: HashMap<(u16, IpAddr), Mac>,
+    map: FastMap<(u16, IpAddr), Mac>,
 }
 
 impl Neighbors {

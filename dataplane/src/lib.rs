@@ -11,6 +11,7 @@ pub mod replay;
 pub mod wire;
 pub mod counters;
 pub mod gateway;
+pub mod hash;
 pub mod ip;
 pub mod l3;
 pub mod local;

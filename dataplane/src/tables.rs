@@ -5,8 +5,7 @@ use crate::counters::SaDrops;
 use crate::esp::Sa;
 use crate::l3::{Locals, Mac, Neighbors, Routes};
 use crate::spd::{Action, Selector, Spd};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use crate::hash::FastMap;
 use std::sync::Arc;
 
 /// An installed SA with what the dataplane keeps beside it.
@@ -19,25 +18,7 @@ pub struct SaEntry {
     pub drops: SaDrops,
 }
 
-/// SPIs are random or chosen by us; a multiplicative hash spreads them without SipHash's cost.
-#[derive(Default)]
-pub struct SpiHasher(u64);
-
-impl Hasher for SpiHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-pub type SpiMap<V> = HashMap<u32, V, BuildHasherDefault<SpiHasher>>;
+pub type SpiMap<V> = FastMap<u32, V>;
 
 /// One published snapshot. Parts that did not change are shared with the previous snapshot.
 #[derive(Clone)]

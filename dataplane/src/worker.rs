@@ -184,8 +184,17 @@ impl Path {
         let mut enc: [Option<(Mbuf, &SaEntry)>; BURST] = [const { None }; BURST];
         let mut dec: [Option<(Mbuf, &SaEntry)>; BURST] = [const { None }; BURST];
         let (mut ne, mut nd) = (0, 0);
-        for slot in rx.iter_mut().take(n) {
-            let Some(mut m) = slot.take() else { continue };
+        // The burst's headers are not in this core's cache yet: ask for all of them, then
+        // for each packet's data one packet ahead of the one being classified.
+        rx.iter().take(n).flatten().for_each(Mbuf::prefetch_header);
+        if let Some(m) = &rx[0] {
+            m.prefetch_data();
+        }
+        for i in 0..n {
+            if let Some(next) = rx.get(i + 1).and_then(Option::as_ref) {
+                next.prefetch_data();
+            }
+            let Some(mut m) = rx[i].take() else { continue };
             match self.classify(t, port, &mut m) {
                 Class::Encrypt(sa) => {
                     enc[ne] = Some((m, sa));

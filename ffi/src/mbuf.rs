@@ -56,6 +56,18 @@ impl Mbuf {
         unsafe { m.buf_addr.cast::<u8>().add(m.data_off.into()) }
     }
 
+    /// Starts loading the mbuf header into the cache (the RX path reads it first).
+    #[inline]
+    pub fn prefetch_header(&self) {
+        prefetch(self.0.as_ptr().cast());
+    }
+
+    /// Starts loading the first cache line of the packet data (its headers).
+    #[inline]
+    pub fn prefetch_data(&self) {
+        prefetch(self.mtod());
+    }
+
     /// The first segment's data (the whole packet when `is_contiguous()`).
     pub fn data(&self) -> &[u8] {
         // SAFETY: mtod() is the start of data_len initialized bytes in the buffer, borrowed
@@ -178,4 +190,15 @@ impl Drop for Mbuf {
         // SAFETY: we own the mbuf and nobody uses it after this.
         unsafe { sys::shim_rte_pktmbuf_free(self.as_ptr()) }
     }
+}
+
+#[inline]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
