@@ -10,7 +10,7 @@ mod traffic;
 mod verify;
 
 use args::{Args, Direction};
-use dpdk_sys::{Mbuf, Port, PortConf, Ring};
+use dpdk_sys::{Mbuf, Port, Ring};
 use rampart_dataplane::gateway::Gateway;
 use rampart_dataplane::worker::WorkerShared;
 use std::sync::atomic::Ordering::Relaxed;
@@ -51,12 +51,7 @@ struct RingPort {
 fn ring_port(gw: &mut Gateway, name: &str, rx: Vec<Ring>, tx: Vec<Ring>) -> Result<RingPort, String> {
     let port = Port::from_rings(name, &rx.iter().collect::<Vec<_>>(), &tx.iter().collect::<Vec<_>>())
         .map_err(|e| format!("ring port {name}: {e}"))?;
-    // As Gateway::open configures its ports: one queue pair per worker.
-    let n = rx.len() as u16;
-    let conf = PortConf { rx_queues: n, tx_queues: n, rx_desc: 1024, tx_desc: 1024, rss: false, mtu: None };
-    port.configure(&conf, &gw.pool).map_err(|e| format!("ring port {name}: {e}"))?;
-    port.start().map_err(|e| format!("ring port {name}: {e}"))?;
-    gw.ports.push(port);
+    gw.attach(port).map_err(|e| format!("ring port {name}: {e}"))?;
     Ok(RingPort { rx, tx })
 }
 

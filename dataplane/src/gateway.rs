@@ -55,26 +55,22 @@ impl Gateway {
         let eal = Eal::init(&args).map_err(|e| GatewayError(format!("EAL: {e}")))?;
         let pool = Mempool::new_pktmbuf("rampart_mbufs", spec.mbufs, 256, 2048 + 128, -1)
             .map_err(|e| GatewayError(format!("mbuf pool: {e}")))?;
-        let n = spec.cores.len() as u16;
         let mut ports = Vec::new();
         for (i, devargs) in spec.ports.iter().enumerate() {
-            let what = |e: dpdk_sys::Error| GatewayError(format!("ports[{i}] `{devargs}`: {e}"));
-            let port = Port::probe(devargs).map_err(what)?;
-            let conf = PortConf { rx_queues: n, tx_queues: n, rx_desc: 1024, tx_desc: 1024, rss: n > 1, mtu: None };
-            let granted = port.configure(&conf, &pool).map_err(what)?;
-            if granted.rx_queues < n || granted.tx_queues < n {
-                return Err(GatewayError(format!(
-                    "ports[{i}] `{devargs}`: the device has {} RX and {} TX queues, {n} workers need {n} of each",
-                    granted.rx_queues, granted.tx_queues
-                )));
-            }
-            // Some PMDs (net_null, net_ring) have no promiscuous mode; they need none.
-            let _ = port.promiscuous(true);
-            port.start().map_err(what)?;
+            let port = Port::probe(devargs).map_err(|e| GatewayError(format!("ports[{i}] `{devargs}`: {e}")))?;
+            attach(port, spec.cores.len() as u16, &pool).map_err(|e| GatewayError(format!("ports[{i}] `{devargs}`: {e}")))?;
             ports.push(port);
         }
         let shared = spec.cores.iter().map(|_| Arc::new(WorkerShared::new())).collect();
         Ok(Gateway { _eal: eal, pool, ports, shared, publisher: None, stop: Arc::new(AtomicBool::new(false)), workers: vec![], spec })
+    }
+
+    /// Adds a port made outside `open` (ring ports for benches and tests, which can only be
+    /// made once the EAL runs), set up as `open` sets up its own.
+    pub fn attach(&mut self, port: Port) -> Result<(), GatewayError> {
+        attach(port, self.spec.cores.len() as u16, &self.pool).map_err(|e| GatewayError(format!("port {}: {e}", port.id())))?;
+        self.ports.push(port);
+        Ok(())
     }
 
     pub fn macs(&self) -> Vec<Mac> {
@@ -128,6 +124,22 @@ impl Gateway {
             let _ = p.stop();
         }
     }
+}
+
+/// Configures a port with one RX and one TX queue per worker and starts it.
+fn attach(port: Port, workers: u16, pool: &Mempool) -> Result<(), String> {
+    let n = workers;
+    let conf = PortConf { rx_queues: n, tx_queues: n, rx_desc: 1024, tx_desc: 1024, rss: n > 1, mtu: None };
+    let granted = port.configure(&conf, pool).map_err(|e| e.to_string())?;
+    if granted.rx_queues < n || granted.tx_queues < n {
+        return Err(format!(
+            "the device has {} RX and {} TX queues, {n} workers need {n} of each",
+            granted.rx_queues, granted.tx_queues
+        ));
+    }
+    // Some PMDs (net_null, net_ring) have no promiscuous mode; they need none.
+    let _ = port.promiscuous(true);
+    port.start().map_err(|e| e.to_string())
 }
 
 impl Drop for Gateway {

@@ -12,7 +12,7 @@
 //!
 //! EAL starts once per process: this file holds one test.
 
-use dpdk_sys::{Mbuf, PortConf, Ring};
+use dpdk_sys::{Mbuf, Ring};
 use rampart_dataplane::counters::SaDrops;
 use rampart_dataplane::crypto::AeadAlg;
 use rampart_dataplane::esp::{Lifetime, Mode, Sa, SaParams};
@@ -137,10 +137,7 @@ fn table_swaps_under_load_lose_nothing() {
     let wan_tx = Ring::new("hl_wan_tx", 4096).unwrap();
     for (name, rx, tx) in [("hl_lan", &lan_rx, &lan_tx), ("hl_wan", &wan_rx, &wan_tx)] {
         let port = dpdk_sys::Port::from_rings(name, &[rx], &[tx]).expect("ring port");
-        let conf = PortConf { rx_queues: 1, tx_queues: 1, rx_desc: 1024, tx_desc: 1024, rss: false, mtu: None };
-        port.configure(&conf, &gw.pool).expect("configure");
-        port.start().expect("start");
-        gw.ports.push(port);
+        gw.attach(port).expect("attach");
     }
 
     let locals = vec![
