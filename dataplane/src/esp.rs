@@ -13,6 +13,10 @@ use crate::wire::{ecn, ip_proto, ipv4, ipv6, udp};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
+/// The last ESN sequence number used: 2^32 short of the u64 wrap, so that the counter,
+/// which every worker may add to, stays far from 0.
+pub const SEQ_MAX_ESN: u64 = u64::MAX - (1 << 32);
+
 /// SPI and sequence number.
 pub const ESP_HEADER_LEN: usize = 8;
 /// What goes in front of the payload: the ESP header and the explicit IV.
@@ -292,7 +296,7 @@ impl Sa {
     /// Makes the next outbound packet use `next`, for state taken over from another node
     /// (HA) and for tests. Forward only: a number, and so an IV, is never reused.
     pub fn advance_seq(&self, next: u64) -> Result<(), SaError> {
-        let last = next.checked_sub(1).ok_or(SaError::SeqBackwards)?;
+        let last = next.checked_sub(1).ok_or(SaError::SeqBackwards)?.min(SEQ_MAX_ESN);
         if self.seq.fetch_max(last, Relaxed) > last {
             return Err(SaError::SeqBackwards);
         }
@@ -301,17 +305,13 @@ impl Sa {
 
     /// Takes the next sequence number; never cycles (RFC 4303 3.3.3).
     fn next_seq(&self) -> Result<u64, EspError> {
-        let max = if self.params.esn {
-            u64::MAX
-        } else {
-            u32::MAX as u64
-        };
-        // One atomic add (workers may share an outbound SA). Past `max` the counter keeps
-        // counting but nothing is sent; with ESN, `max` leaves 2^32 below the u64 wrap, which
-        // no number of workers racing here can cross.
-        let max = max.min(u64::MAX - (1 << 32));
+        let max = if self.params.esn { SEQ_MAX_ESN } else { u32::MAX as u64 };
+        // One atomic add (workers may share an outbound SA). Past `max` nothing is sent and
+        // the counter is put back to just past it, so that no number of refused packets
+        // can carry it round to 0 and reuse an IV.
         let s = self.seq.fetch_add(1, Relaxed) + 1;
         if s > max {
+            self.seq.store(max + 1, Relaxed);
             return Err(EspError::SeqExhausted);
         }
         Ok(s)
@@ -1043,7 +1043,7 @@ mod tests {
         let rx = Sa::new(p).unwrap();
         rx.replay().reset_to(u32::MAX as u64 - 3);
         assert_eq!(rx.decap(&mut b).unwrap().seq, 1 << 32);
-        sa.advance_seq(u64::MAX).unwrap();
+        sa.advance_seq(SEQ_MAX_ESN).unwrap();
         assert!(sa.encap(&mut VecBuf::new(&inner(false, 1))).is_ok());
         assert_eq!(
             sa.encap(&mut VecBuf::new(&inner(false, 1))),
