@@ -39,6 +39,17 @@ pub struct Config {
     pub metrics: Option<std::net::SocketAddr>,
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// Debugging only: write every SA's keys in Wireshark's formats under `dir`. Off unless
+    /// present; keys in clear on disk defeat IPsec, so never on a production gateway.
+    #[serde(default)]
+    pub key_export: Option<KeyExportConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyExportConfig {
+    /// Directory for `esp_sa` and `ikev2_decryption_table` (created, mode 0700, if missing).
+    pub dir: PathBuf,
 }
 
 fn default_cores() -> Vec<usize> {
@@ -399,6 +410,11 @@ impl Config {
         for (i, r) in self.routes.iter().enumerate() {
             parse_prefix(&r.dst).map_err(|m| (format!("routes[{i}].dst"), m))?;
             self.port_index(&r.port).ok_or_else(|| (format!("routes[{i}].port"), format!("no port named `{}`", r.port)))?;
+        }
+        if let Some(k) = &self.key_export {
+            if !k.dir.is_absolute() {
+                return e("key_export.dir".into(), "must be an absolute path".into());
+            }
         }
         unique(self.sas.iter().map(|s| s.name.as_str()), "sas", "name")?;
         let mut spis = HashSet::new();

@@ -12,7 +12,8 @@ use mio::{Events, Poll, Token};
 use serde_json::{json, Value};
 use rampart_dataplane::gateway::{Gateway, GatewaySpec};
 use rampart_dataplane::worker::ToControl;
-use std::path::Path;
+use crate::keys::KeyExport;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,6 +52,11 @@ pub fn spec(cfg: &Config) -> GatewaySpec {
 /// The running gateway: dataplane, what it should hold, and IKE.
 pub struct Daemon {
     pub cfg: Config,
+    /// The config file, for `reload`, and its JSON as last loaded (to tell what changed).
+    path: PathBuf,
+    raw: Value,
+    /// The debugging key export, when the config asks for one.
+    keys: Option<KeyExport>,
     pub gw: Gateway,
     pub state: State,
     pub ike: Engine,
@@ -67,14 +73,101 @@ impl Daemon {
     pub fn start(cfg: Config, file: &Path) -> Result<Daemon, String> {
         let named = |(f, m): (String, String)| format!("{}: {f}: {m}", file.display());
         let peers = cfg.peers.iter().enumerate().map(|(i, p)| peers::peer(p).map_err(|(f, m)| (format!("peers[{i}].{f}"), m))).collect::<Result<Vec<_>, _>>().map_err(named)?;
+        let raw: Value = std::fs::read_to_string(file).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
+        let keys = match &cfg.key_export {
+            Some(k) => Some(KeyExport::open(&k.dir).map_err(|e| format!("{}: {e}", file.display()))?),
+            None => None,
+        };
         let mut gw = Gateway::open(spec(&cfg)).map_err(|e| e.to_string())?;
         let mut state = State::new(&cfg, gw.macs(), cfg.cores.len()).map_err(named)?;
+        state.set_raw(&raw);
+        if let Some(k) = &keys {
+            warn!(target: "dataplane", dir = %k.dir().display(), "key export is on: every SA's keys are written to disk in clear (debugging only)");
+            state.manual_sas().for_each(|e| k.esp(e.sa.params()));
+        }
         gw.start(state.tables()).map_err(|e| e.to_string())?;
         let now = Instant::now();
         let mut ike = Engine::new(EngineConfig::default(), peers);
+        ike.set_key_export(keys.is_some());
         ike.start(now);
         info!(target: "dataplane", ports = cfg.ports.len(), workers = cfg.cores.len(), sas = cfg.sas.len(), policies = cfg.policies.len(), peers = cfg.peers.len(), "rampart up");
-        Ok(Daemon { cfg, gw, state, ike, started: now, unserved: 0, dirty: false, last_traffic_note: now, retry: Default::default() })
+        Ok(Daemon {
+            cfg,
+            path: file.to_owned(),
+            raw,
+            keys,
+            gw,
+            state,
+            ike,
+            started: now,
+            unserved: 0,
+            dirty: false,
+            last_traffic_note: now,
+            retry: Default::default(),
+        })
+    }
+
+    /// `reload`: reads the config file again and validates it whole; a bad one changes
+    /// nothing. Then policies, manual SAs and routes are rebuilt (manual SAs whose JSON did not
+    /// change keep their state), and peers are diffed by their JSON: removed ones are deleted,
+    /// changed ones deleted and added again, added ones added; unchanged peers' SAs are left
+    /// alone. The next turn publishes the result once.
+    pub fn reload(&mut self, now: Instant) -> Result<Value, String> {
+        let file = self.path.clone();
+        let cfg = Config::load(&file).map_err(|e| e.to_string())?;
+        let raw: Value = serde_json::from_str(&std::fs::read_to_string(&file).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        // What the running dataplane and sockets were built from cannot change in place.
+        for f in ["cores", "eal", "idle_sleep_us", "ports", "control", "metrics", "key_export"] {
+            if raw.get(f) != self.raw.get(f) {
+                return Err(format!("{}: {f}: changed; this needs a restart, not a reload", file.display()));
+            }
+        }
+        let mut new_peers = Vec::new();
+        for (i, p) in cfg.peers.iter().enumerate() {
+            new_peers.push(peers::peer(p).map_err(|(f, m)| format!("{}: peers[{i}].{f}: {m}", file.display()))?);
+        }
+        let peer_json = |raw: &Value, name: &str| {
+            raw.get("peers").and_then(Value::as_array).and_then(|a| a.iter().find(|p| p.get("name").and_then(Value::as_str) == Some(name))).cloned()
+        };
+        // Everything is validated: from here on, nothing fails.
+        let fresh = self.state.reload(&cfg, &raw).map_err(|(f, m)| format!("{}: {f}: {m}", file.display()))?;
+        if let Some(k) = &self.keys {
+            fresh.iter().for_each(|e| k.esp(e.sa.params()));
+        }
+        let (mut added, mut removed, mut changed, mut unchanged) = (vec![], vec![], vec![], vec![]);
+        for old in &self.cfg.peers {
+            if !cfg.peers.iter().any(|p| p.name == old.name) {
+                self.ike.remove_peer(now, &old.name);
+                self.retry.remove(&old.name);
+                removed.push(old.name.clone());
+            }
+        }
+        for (p, pc) in cfg.peers.iter().zip(new_peers) {
+            let before = peer_json(&self.raw, &p.name);
+            if before.is_none() {
+                self.ike.add_peer(pc);
+                added.push(p.name.clone());
+            } else if before != peer_json(&raw, &p.name) {
+                self.ike.remove_peer(now, &p.name);
+                self.retry.remove(&p.name);
+                self.ike.add_peer(pc);
+                changed.push(p.name.clone());
+            } else {
+                unchanged.push(p.name.clone());
+                continue;
+            }
+            if p.start_action == "start" {
+                self.ike.initiate(now, &p.name);
+            }
+        }
+        self.cfg = cfg;
+        self.raw = raw;
+        // The removed children go out of the tables in the same snapshot as the new policies.
+        self.ike_events(now);
+        self.dirty = true;
+        let summary = json!({"added": added, "removed": removed, "changed": changed, "unchanged": unchanged});
+        info!(target: "dataplane", file = %file.display(), added = ?added, removed = ?removed, changed = ?changed, unchanged = ?unchanged, manual_sas_rekeyed = fresh.len(), "config reloaded");
+        Ok(summary)
     }
 
     /// One turn of the control loop: the workers' messages, IKE, table publication.
@@ -169,6 +262,10 @@ impl Daemon {
                     match self.state.install_child(&up, prio, window) {
                         Ok(()) => {
                             self.dirty = true;
+                            if let (Some(k), Some(c)) = (&self.keys, self.state.children.get(&up.inbound.spi)) {
+                                k.esp(c.inn.sa.params());
+                                k.esp(c.out.sa.params());
+                            }
                             info!(target: "ike", peer = %up.peer, child = %up.child, spi_in = format_args!("{:#010x}", up.inbound.spi),
                                 spi_out = format_args!("{:#010x}", up.outbound.spi), alg = ?up.inbound.alg, encap = ?up.encap,
                                 rekey_of = ?up.replaces.map(|s| format!("{s:#010x}")), "CHILD_SA up");
@@ -182,8 +279,9 @@ impl Daemon {
                     }
                     info!(target: "ike", %peer, %child, spi_in = format_args!("{inbound_spi:#010x}"), ?reason, "CHILD_SA down");
                 }
-                Event::IkeSaUp { peer, remote, remote_id, .. } => {
+                Event::IkeSaUp { peer, remote, remote_id, ike_spi_i, ike_spi_r, .. } => {
                     self.retry.remove(&peer);
+                    self.export_ike(ike_spi_i, ike_spi_r);
                     info!(target: "ike", %peer, %remote, %remote_id, "IKE_SA up")
                 }
                 Event::IkeSaDown { peer, reason, .. } => {
@@ -192,12 +290,23 @@ impl Daemon {
                     }
                     info!(target: "ike", %peer, ?reason, "IKE_SA down")
                 }
-                Event::IkeSaRekeyed { peer, .. } => info!(target: "ike", %peer, "IKE_SA rekeyed"),
+                Event::IkeSaRekeyed { peer, new, .. } => {
+                    self.export_ike(new.0, new.1);
+                    info!(target: "ike", %peer, "IKE_SA rekeyed")
+                }
                 Event::ChildSaFailed { peer, child, notify } => warn!(target: "ike", %peer, %child, notify, "CHILD_SA failed"),
                 Event::AuthFailed { peer_id, remote } => {
                     warn!(target: "ike", peer_id = %peer_id.map(|i| i.to_string()).unwrap_or_else(|| "?".into()), %remote, "authentication failed")
                 }
+                // TODO(lead): move the listed CHILD_SAs' outer addresses and encap ports.
+                Event::PeerAddressChanged { peer, remote, .. } => info!(target: "ike", %peer, %remote, "peer address changed"),
             }
+        }
+    }
+
+    fn export_ike(&self, spi_i: u64, spi_r: u64) {
+        if let (Some(k), Some(keys)) = (&self.keys, self.ike.ike_sa_keys(spi_i, spi_r)) {
+            k.ike(&keys);
         }
     }
 
@@ -324,7 +433,7 @@ impl Handler for Daemon {
                 let started: Vec<String> = spis.into_iter().filter(|s| self.ike.rekey_child(now, *s)).map(|s| format!("{s:#010x}")).collect();
                 Ok(json!({"peer": peer, "child_rekeys": started}))
             }
-            Request::Reload => Err("reload is not implemented yet: restart the gateway to apply a changed config".into()),
+            Request::Reload => self.reload(now).inspect_err(|e| warn!(target: "dataplane", "reload refused: {e}")),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod ikeio;
+pub mod keys;
 pub mod ike;
 pub mod logging;
 pub mod peers;

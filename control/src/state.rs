@@ -34,6 +34,9 @@ pub struct State {
     /// The config's policies with the manual SA each outbound PROTECT one uses.
     base: Vec<(Policy, Option<Arc<SaEntry>>)>,
     manual_in: Vec<Arc<SaEntry>>,
+    /// Every manual SA by name, with the config it was built from (its JSON), so that a
+    /// reload keeps the SAs whose config did not change, sequence numbers and windows and all.
+    manual: HashMap<String, (String, Arc<SaEntry>)>,
     pub children: BTreeMap<u32, Child>,
     seq: u64,
     routes: Arc<Routes>,
@@ -49,25 +52,52 @@ fn entry(name: String, params: SaParams, selectors: Vec<Selector>, workers: usiz
     Ok(Arc::new(SaEntry { name, sa, selectors, drops: SaDrops::new(workers) }))
 }
 
+/// The JSON a manual SA is compared by on reload (the key included).
+fn sa_json(raw: &serde_json::Value, name: &str) -> String {
+    raw.get("sas")
+        .and_then(|v| v.as_array())
+        .and_then(|a| a.iter().find(|s| s.get("name").and_then(|n| n.as_str()) == Some(name)))
+        .map(|s| s.to_string())
+        .unwrap_or_default()
+}
+
 impl State {
     pub fn new(cfg: &Config, macs: Vec<Mac>, workers: usize) -> Result<State, FieldError> {
+        Self::build(cfg, &serde_json::Value::Null, macs, workers, &HashMap::new())
+    }
+
+    /// Builds from a validated config and its raw JSON (`raw`, for comparing SAs on reload),
+    /// reusing the entries of `old` whose JSON and selectors are unchanged.
+    fn build(
+        cfg: &Config,
+        raw: &serde_json::Value,
+        macs: Vec<Mac>,
+        workers: usize,
+        old: &HashMap<String, (String, Arc<SaEntry>)>,
+    ) -> Result<State, FieldError> {
         let (pols, origin) = build::policies(cfg);
         let mut sas: HashMap<&str, Arc<SaEntry>> = HashMap::new();
         let mut manual_in = Vec::new();
+        let mut manual = HashMap::new();
         for (i, s) in cfg.sas.iter().enumerate() {
             let field = format!("sas[{i}]");
             let params = build::sa_params(s).map_err(|m| (field.clone(), m))?;
             // An inbound SA carries what its inbound protect policies select, and nothing else.
-            let selectors = pols
+            let selectors: Vec<Selector> = pols
                 .iter()
                 .zip(&origin)
                 .filter(|(p, &o)| p.dir == Direction::Inbound && cfg.policies[o].sa.as_deref() == Some(&s.name))
                 .map(|(p, _)| p.sel)
                 .collect();
-            let e = entry(s.name.clone(), params, selectors, workers).map_err(|m| (field, m))?;
+            let json = sa_json(raw, &s.name);
+            let e = match old.get(&s.name) {
+                Some((j, e)) if !json.is_empty() && *j == json && e.selectors == selectors => e.clone(),
+                _ => entry(s.name.clone(), params, selectors, workers).map_err(|m| (field, m))?,
+            };
             if s.direction == DirectionConfig::Inbound {
                 manual_in.push(e.clone());
             }
+            manual.insert(s.name.clone(), (json, e.clone()));
             sas.insert(&s.name, e);
         }
         let mut base: Vec<(Policy, Option<Arc<SaEntry>>)> = pols
@@ -108,6 +138,7 @@ impl State {
             default_action: build::action(cfg.default_action),
             base,
             manual_in,
+            manual,
             children: BTreeMap::new(),
             seq: 0,
             routes: Arc::new(routes),
@@ -116,6 +147,35 @@ impl State {
             neighbors: Arc::new(Neighbors::default()),
             spd: None,
         })
+    }
+
+    /// Takes a new config (validated; `raw` is its JSON): policies, manual SAs, routes and the
+    /// default action are rebuilt; manual SAs whose JSON did not change keep their entries
+    /// (sequence numbers, replay windows, counters); CHILD_SAs and neighbours stay. Returns the
+    /// manual SAs that are new entries. Nothing changes on an error.
+    pub fn reload(&mut self, cfg: &Config, raw: &serde_json::Value) -> Result<Vec<Arc<SaEntry>>, FieldError> {
+        let n = Self::build(cfg, raw, (*self.macs).clone(), self.workers, &self.manual)?;
+        let fresh = n.manual.values().filter(|(_, e)| !self.manual.values().any(|(_, o)| Arc::ptr_eq(o, e))).map(|(_, e)| e.clone()).collect();
+        self.default_action = n.default_action;
+        self.base = n.base;
+        self.manual_in = n.manual_in;
+        self.manual = n.manual;
+        self.routes = n.routes;
+        self.locals = n.locals;
+        self.spd = None;
+        Ok(fresh)
+    }
+
+    /// Records the config JSON of the manual SAs built at start, for a later reload.
+    pub fn set_raw(&mut self, raw: &serde_json::Value) {
+        for (name, (json, _)) in self.manual.iter_mut() {
+            *json = sa_json(raw, name);
+        }
+    }
+
+    /// The manual SA entries, by name.
+    pub fn manual_sas(&self) -> impl Iterator<Item = &Arc<SaEntry>> {
+        self.manual.values().map(|(_, e)| e)
     }
 
     /// A snapshot of everything, to publish.

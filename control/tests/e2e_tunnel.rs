@@ -153,7 +153,11 @@ fn tunnel_end_to_end() {
     ok("ip netns exec rph1 ping -c 5 -i 0.2 10.2.0.1");
     ok("ip netns exec rph2 ping -c 3 -i 0.2 10.1.0.1");
     ok("ip netns exec rph1 ping -6 -c 3 -i 0.2 fd02::1");
+    // The far gateway's own LAN address, through the tunnel: its answer goes back in it.
+    ok("ip netns exec rph1 ping -c 2 -i 0.2 10.2.0.254");
     println!("{}", ok("python3 scripts/transfer.py --server-ns rph2 --client-ns rph1 --addr 10.2.0.1 --mb 50"));
+    // Small frames captured whole, newer than the transfer: one of them is replayed below.
+    ok("ip netns exec rph1 ping -c 2 -i 0.2 10.2.0.1");
     caps.into_iter().for_each(stop);
 
     // The WAN, as an independent dissector reads it: ESP between the gateways, and ARP.

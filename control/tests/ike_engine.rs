@@ -231,6 +231,85 @@ fn handshake_every_ike_cipher_and_esp_alg() {
     }
 }
 
+fn ike_suite(encr: EncrAlg) -> IkeProposal {
+    let integ = if matches!(encr, EncrAlg::AesCbc128 | EncrAlg::AesCbc256) { vec![IntegAlg::HmacSha256_128] } else { vec![] };
+    IkeProposal { encr: vec![encr], prf: vec![PrfAlg::HmacSha256], integ, dh: vec![DhGroup::Curve25519] }
+}
+
+fn esp_any() -> EspProposal {
+    EspProposal { algs: vec![], esn: false, dh: vec![DhGroup::Curve25519] }
+}
+
+#[test]
+fn esp_any_as_initiator_follows_the_ike_cipher() {
+    let cases = [
+        (EncrAlg::AesGcm16_128, EspAlg::AesGcm128),
+        (EncrAlg::AesGcm16_256, EspAlg::AesGcm256),
+        (EncrAlg::AesCbc128, EspAlg::AesGcm128),
+        (EncrAlg::AesCbc256, EspAlg::AesGcm256),
+    ];
+    for (encr, want) in cases {
+        let (mut l, mut r) = (left(), right());
+        for p in [&mut l, &mut r] {
+            p.ike_proposals = vec![ike_suite(encr)];
+        }
+        // "any" on the child; the responder accepts both AES-GCM sizes, preferring 128.
+        l.children[0].esp_proposals = vec![esp_any()];
+        r.esp_proposals[0].algs = vec![EspAlg::AesGcm128, EspAlg::AesGcm256];
+        let mut n = Net::new(l, r);
+        let (a, b) = established(&mut n);
+        assert_eq!((a.inbound.alg, b.inbound.alg), (want, want), "{encr:?}");
+        // CREATE_CHILD_SA (rekey with PFS) proposes the same.
+        assert!(n.a.rekey_child(n.now, a.inbound.spi));
+        n.shuttle();
+        let ca = child_ups(&n.ev_a);
+        assert_eq!(ca.len(), 2);
+        assert_eq!(ca[1].inbound.alg, want);
+    }
+    // The matching algorithm is all "any" proposes: a responder without it refuses.
+    let (mut l, mut r) = (left(), right());
+    l.esp_proposals = vec![esp_any()];
+    r.esp_proposals[0].algs = vec![EspAlg::ChaCha20Poly1305];
+    let mut n = Net::new(l, r);
+    n.up();
+    assert_eq!(count_ike_up(&n.ev_a), 1);
+    assert!(n.ev_a.iter().any(|e| matches!(e, Event::ChildSaFailed { notify: 14, .. })), "{:?}", n.ev_a);
+}
+
+#[test]
+fn esp_any_as_responder_accepts_what_we_support() {
+    let esp = |algs: Vec<EspAlg>| EspProposal { algs, esn: false, dh: vec![DhGroup::Curve25519] };
+    // (IKE cipher, initiator's proposals, expected)
+    let cases = [
+        // The peer's first proposal we support wins, even if it is not the IKE cipher's match.
+        (EncrAlg::AesGcm16_128, vec![esp(vec![EspAlg::ChaCha20Poly1305]), esp(vec![EspAlg::AesGcm128])], EspAlg::ChaCha20Poly1305),
+        // Within one proposal, our preference: the IKE cipher's match first.
+        (EncrAlg::AesGcm16_256, vec![esp(vec![EspAlg::AesGcm128, EspAlg::AesGcm256])], EspAlg::AesGcm256),
+        (EncrAlg::AesGcm16_128, vec![esp(vec![EspAlg::ChaCha20Poly1305, EspAlg::AesGcm256, EspAlg::AesGcm128])], EspAlg::AesGcm128),
+        // Then EspAlg::ALL's order.
+        (EncrAlg::AesGcm16_128, vec![esp(vec![EspAlg::ChaCha20Poly1305, EspAlg::AesGcm256])], EspAlg::AesGcm256),
+        // Both sides "any".
+        (EncrAlg::AesCbc256, vec![esp_any()], EspAlg::AesGcm256),
+    ];
+    for (encr, props, want) in cases {
+        let (mut l, mut r) = (left(), right());
+        for p in [&mut l, &mut r] {
+            p.ike_proposals = vec![ike_suite(encr)];
+        }
+        l.esp_proposals = props.clone();
+        r.esp_proposals = vec![esp_any()];
+        let mut n = Net::new(l, r);
+        let (a, b) = established(&mut n);
+        assert_eq!((a.inbound.alg, b.inbound.alg), (want, want), "{encr:?} {props:?}");
+        // B chooses the same again as CREATE_CHILD_SA responder.
+        assert!(n.a.rekey_child(n.now, a.inbound.spi));
+        n.shuttle();
+        let cb = child_ups(&n.ev_b);
+        assert_eq!(cb.len(), 2);
+        assert_eq!(cb[1].inbound.alg, want);
+    }
+}
+
 #[test]
 fn psk_mismatch_fails_on_both_sides() {
     let mut r = right();
@@ -361,6 +440,57 @@ fn child_rekey_collision_keeps_one_pair() {
     assert_eq!(sb.len(), 1, "{:?}", n.ev_b);
     assert_eq!(sa[0], (sb[0].1, sb[0].0));
     assert_ne!(sa[0].0, a0.inbound.spi);
+}
+
+#[test]
+fn simultaneous_ike_rekey_keeps_one_ike_sa() {
+    // RFC 7296 2.8.2. The nonces are random, so run until each side has won at least once.
+    let mut a_won = [false, false];
+    for round in 0..40 {
+        let mut n = Net::new(left(), right());
+        let (a0, b0) = established(&mut n);
+        let old = n.a.ike_sas("to-right");
+        assert!(n.a.rekey_ike(n.now, "to-right"));
+        assert!(n.b.rekey_ike(n.now, "to-left"));
+        // A's request reaches B first, then B's request and its answer reach A: both sides
+        // see the collision.
+        n.shuttle();
+        let (sa, sb) = (n.a.ike_sas("to-right"), n.b.ike_sas("to-left"));
+        assert_eq!(sa.len(), 1, "round {round}: {:?}", n.ev_a);
+        assert_eq!(sa, sb, "round {round}");
+        assert_ne!(sa, old);
+        // The CHILD_SA survived, on the same IKE_SA and with the same SPIs on both sides.
+        assert_eq!(n.a.child_sas("to-right"), vec![(a0.inbound.spi, a0.outbound.spi)]);
+        assert_eq!(n.b.child_sas("to-left"), vec![(b0.inbound.spi, b0.outbound.spi)]);
+        assert!(!n.ev_a.iter().chain(&n.ev_b).any(|e| matches!(e, Event::ChildSaDown { .. } | Event::IkeSaDown { .. })));
+        // The last IkeSaRekeyed on each side names the survivor.
+        for ev in [&n.ev_a, &n.ev_b] {
+            let last = ev.iter().rev().find_map(|e| if let Event::IkeSaRekeyed { new, .. } = e { Some(*new) } else { None });
+            assert_eq!(last, Some(sa[0]));
+        }
+        let rekeyed_a = n.ev_a.iter().filter(|e| matches!(e, Event::IkeSaRekeyed { .. })).count();
+        a_won[(rekeyed_a == 2) as usize] = true;
+        // The redundant and old IKE_SAs are gone once the Deletes are through.
+        n.advance(Duration::from_secs(40));
+        assert_eq!((n.a.ike_sa_count(), n.b.ike_sa_count()), (1, 1), "round {round}");
+        // Traffic on the survivor: a CHILD_SA rekey from either side.
+        assert!(n.b.rekey_child(n.now, b0.inbound.spi));
+        n.shuttle();
+        let ca = child_ups(&n.ev_a);
+        assert_eq!(ca.len(), 2);
+        assert_eq!((ca[1].ike_spi_i, ca[1].ike_spi_r), sa[0]);
+        assert_eq!(n.a.child_sas("to-right"), vec![(ca[1].inbound.spi, ca[1].outbound.spi)]);
+        assert!(n.a.rekey_child(n.now, ca[1].inbound.spi));
+        n.shuttle();
+        assert_eq!(child_ups(&n.ev_b).len(), 3);
+        assert_eq!(n.b.child_sas("to-left").len(), 1);
+        n.advance(Duration::from_secs(60));
+        assert!(!n.ev_a.iter().chain(&n.ev_b).any(|e| matches!(e, Event::IkeSaDown { .. })));
+        if a_won == [true, true] && round >= 3 {
+            return;
+        }
+    }
+    panic!("one side always won: {a_won:?}");
 }
 
 #[test]
@@ -670,4 +800,251 @@ fn dead_peer_found_within_two_liveness_intervals() {
     // Silence for one interval starts the check; the check gets one interval to be answered.
     n.advance(iv * 2 + Duration::from_secs(1));
     assert!(n.ev_a.iter().any(|e| matches!(e, Event::IkeSaDown { reason: DownReason::DeadPeer, .. })), "{:?}", n.ev_a);
+}
+
+/// One responder (B) and several initiators behind one NAT: every client's datagrams leave
+/// from `NAT_IP`, each (client, source port) on its own public port, as a NAPT makes them.
+struct NatNet {
+    b: Engine,
+    clients: Vec<Engine>,
+    now: Instant,
+    ev_b: Vec<Event>,
+    ev_c: Vec<Vec<Event>>,
+    out: std::collections::HashMap<(usize, u16), u16>,
+    back: std::collections::HashMap<u16, (usize, u16)>,
+    next_port: u16,
+    /// B's datagrams to a public port with no mapping (they would be lost).
+    unmapped: usize,
+}
+
+const NAT_IP: &str = "203.0.113.7";
+
+fn client_ip(i: usize) -> IpAddr {
+    ip(&format!("192.168.1.{}", 10 + i))
+}
+
+impl NatNet {
+    fn new(b: Engine, clients: Vec<Engine>) -> NatNet {
+        let k = clients.len();
+        NatNet { b, clients, now: Instant::now(), ev_b: vec![], ev_c: vec![vec![]; k], out: Default::default(), back: Default::default(), next_port: 40000, unmapped: 0 }
+    }
+
+    fn public_port(&mut self, i: usize, port: u16) -> u16 {
+        if let Some(p) = self.out.get(&(i, port)) {
+            return *p;
+        }
+        self.next_port += 1;
+        self.out.insert((i, port), self.next_port);
+        self.back.insert(self.next_port, (i, port));
+        self.next_port
+    }
+
+    /// The NAT forgets client i's mappings: its next datagrams leave from new ports.
+    fn rebind(&mut self, i: usize) {
+        let gone: Vec<(usize, u16)> = self.out.keys().filter(|k| k.0 == i).copied().collect();
+        for k in gone {
+            let p = self.out.remove(&k).unwrap();
+            self.back.remove(&p);
+        }
+    }
+
+    fn shuttle(&mut self) {
+        for _ in 0..1000 {
+            let mut moved = false;
+            for i in 0..self.clients.len() {
+                while let Some(t) = self.clients[i].poll_transmit() {
+                    moved = true;
+                    assert_eq!(t.local.ip(), client_ip(i));
+                    let p = self.public_port(i, t.local.port());
+                    self.b.handle_datagram(self.now, t.remote, SocketAddr::new(ip(NAT_IP), p), &t.bytes);
+                }
+                while let Some(e) = self.clients[i].poll_event() {
+                    self.ev_c[i].push(e);
+                }
+            }
+            while let Some(t) = self.b.poll_transmit() {
+                moved = true;
+                assert_eq!(t.remote.ip(), ip(NAT_IP));
+                match self.back.get(&t.remote.port()) {
+                    Some(&(i, port)) => self.clients[i].handle_datagram(self.now, SocketAddr::new(client_ip(i), port), t.local, &t.bytes),
+                    None => self.unmapped += 1,
+                }
+            }
+            while let Some(e) = self.b.poll_event() {
+                self.ev_b.push(e);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("no quiescence");
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.shuttle();
+        loop {
+            let next = self.clients.iter().chain([&self.b]).filter_map(|e| e.poll_timeout()).min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    for c in self.clients.iter_mut().chain([&mut self.b]) {
+                        c.handle_timeout(self.now);
+                    }
+                    self.shuttle();
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        self.shuttle();
+    }
+}
+
+#[test]
+fn many_clients_behind_one_nat_told_apart_by_port() {
+    // Clients 0..3 have their own identity and PSK; clients 3 and 4 share one.
+    const K: usize = 5;
+    let id_of = |i: usize| if i >= 3 { ("shared".to_string(), b"shared-psk-0123456789".to_vec()) } else { (format!("client{i}"), format!("psk-of-client-{i}-0123456789").into_bytes()) };
+    let mut clients = Vec::new();
+    let mut b_peers: Vec<PeerConfig> = Vec::new();
+    for i in 0..K {
+        let (id, psk) = id_of(i);
+        let mut c = peer("left", "right", &format!("10.100.{i}.0"), "10.2.0.0");
+        c.local_addrs = vec![client_ip(i)];
+        c.local_id = Identity::Fqdn(format!("{id}.interop.test"));
+        c.auth = Auth::Psk(psk.clone());
+        clients.push(Engine::new(EngineConfig::default(), vec![c]));
+        if b_peers.iter().any(|p| p.name == id) {
+            continue;
+        }
+        let mut r = peer("right", "left", "10.2.0.0", "10.100.0.0");
+        r.name = id.clone();
+        r.remote_addr = None;
+        r.remote_id = Identity::Fqdn(format!("{id}.interop.test"));
+        r.auth = Auth::Psk(psk);
+        r.children[0].remote_ts = vec![ts("10.100.0.0", 16)];
+        b_peers.push(r);
+    }
+    let mut n = NatNet::new(Engine::new(EngineConfig::default(), b_peers), clients);
+    for c in n.clients.iter_mut() {
+        assert!(c.initiate(n.now, "to-right"));
+    }
+    n.shuttle();
+    // Every client is up, each ChildSaUp on B carries that client's own NAT port.
+    let b_ups: Vec<ChildSaUp> = child_ups(&n.ev_b).into_iter().cloned().collect();
+    assert_eq!(b_ups.len(), K, "{:?}", n.ev_b);
+    let mut b_child_of = Vec::new();
+    for i in 0..K {
+        let cu = child_ups(&n.ev_c[i]);
+        assert_eq!(cu.len(), 1, "client {i}: {:?}", n.ev_c[i]);
+        assert_eq!(cu[0].encap, Some((4500, 4500)), "client {i} saw the NAT");
+        let bu = b_ups.iter().find(|u| u.inbound.spi == cu[0].outbound.spi).unwrap();
+        assert_pair(cu[0], bu);
+        assert_eq!(bu.remote_addr, ip(NAT_IP));
+        assert_eq!(bu.encap, Some((4500, n.out[&(i, 4500)])), "client {i}");
+        assert_eq!(bu.peer, id_of(i).0);
+        assert_eq!(bu.remote_ts, vec![ts(&format!("10.100.{i}.0"), 24)]);
+        b_child_of.push(bu.inbound.spi);
+    }
+    let ports: std::collections::HashSet<_> = b_ups.iter().map(|u| u.encap).collect();
+    assert_eq!(ports.len(), K);
+    assert_eq!(n.b.ike_sa_count(), K);
+    // Liveness checks and B's CHILD_SA rekeys reach the right client.
+    n.advance(Duration::from_secs(35));
+    for (i, spi) in b_child_of.iter().enumerate() {
+        assert!(n.b.rekey_child(n.now, *spi));
+        n.shuttle();
+        let cu = child_ups(&n.ev_c[i]);
+        assert_eq!(cu.len(), 2, "client {i}");
+        assert_eq!(cu[1].replaces, Some(child_ups(&n.ev_c[i])[0].inbound.spi));
+    }
+    assert_eq!(n.unmapped, 0);
+    assert!(!n.ev_b.iter().any(|e| matches!(e, Event::IkeSaDown { .. } | Event::PeerAddressChanged { .. })), "{:?}", n.ev_b);
+    // NAT rebinding: client 2's next request arrives from a new port; B follows it.
+    let old_port = n.out[&(2, 4500)];
+    n.rebind(2);
+    let c2 = child_ups(&n.ev_c[2])[1].inbound.spi;
+    assert!(n.clients[2].rekey_child(n.now, c2));
+    n.shuttle();
+    let new_port = n.out[&(2, 4500)];
+    assert_ne!(new_port, old_port);
+    let moved: Vec<&Event> = n.ev_b.iter().filter(|e| matches!(e, Event::PeerAddressChanged { .. })).collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    let Event::PeerAddressChanged { peer, remote, local, children, .. } = moved[0] else { unreachable!() };
+    assert_eq!((peer.as_str(), *remote), ("client2", SocketAddr::new(ip(NAT_IP), new_port)));
+    assert_eq!(local.port(), 4500);
+    assert!(children.iter().any(|(_, out)| *out == c2));
+    assert_eq!(child_ups(&n.ev_c[2]).len(), 3, "client 2's rekey completed over the new port");
+    // B's own requests now go to the new port: a rekey from B lands, with the new encap.
+    let b_spi = child_ups(&n.ev_c[2])[2].outbound.spi;
+    assert!(n.b.rekey_child(n.now, b_spi));
+    n.shuttle();
+    let last = child_ups(&n.ev_b).last().copied().unwrap().clone();
+    assert_eq!(last.encap, Some((4500, new_port)));
+    assert_eq!(child_ups(&n.ev_c[2]).len(), 4);
+    n.advance(Duration::from_secs(60));
+    assert_eq!(n.unmapped, 0);
+    assert!(!n.ev_c.iter().flatten().chain(&n.ev_b).any(|e| matches!(e, Event::IkeSaDown { .. })));
+    assert_eq!(n.b.ike_sa_count(), K);
+    // The other clients never moved.
+    for i in [0, 1, 3, 4] {
+        assert!(n.b.child_sas(&id_of(i).0).len() >= 1);
+    }
+}
+
+#[test]
+fn acquire_starts_what_is_missing_once() {
+    let (mut l, mut r) = (left(), right());
+    let mut c2 = l.children[0].clone();
+    c2.name = "net2".into();
+    c2.local_ts = vec![ts("10.1.1.0", 24)];
+    c2.remote_ts = vec![ts("10.2.1.0", 24)];
+    // Not rekeyed: it expires after 30 s, so that traffic has to bring it back.
+    c2.lifetime = Lifetime { soft: Duration::from_secs(30), hard: Duration::from_secs(30), jitter: Duration::ZERO };
+    l.children.push(c2);
+    let mut d2 = r.children[0].clone();
+    d2.name = "net2".into();
+    d2.local_ts = vec![ts("10.2.1.0", 24)];
+    d2.remote_ts = vec![ts("10.1.1.0", 24)];
+    r.children.push(d2);
+    l.start_action = StartAction::Trap;
+    let mut n = Net::new(l, r);
+    assert!(!n.a.acquire(n.now, "to-right", "nope"));
+    assert!(!n.a.acquire(n.now, "nope", "net"));
+    // No IKE_SA: the first acquire starts one, the next ones while it is in flight do not.
+    for _ in 0..3 {
+        assert!(n.a.acquire(n.now, "to-right", "net"));
+        assert!(n.a.acquire(n.now, "to-right", "net2"));
+    }
+    assert_eq!(n.a.ike_sa_count(), 1);
+    let tx: Vec<Transmit> = std::iter::from_fn(|| n.a.poll_transmit()).collect();
+    assert_eq!(tx.len(), 1);
+    for t in tx {
+        n.b.handle_datagram(n.now, t.remote, t.local, &t.bytes);
+    }
+    n.shuttle();
+    assert_eq!(count_ike_up(&n.ev_a), 1);
+    assert_eq!(n.a.child_sas("to-right").len(), 2);
+    // Up: nothing to do.
+    let sent = n.a.stats().tx_datagrams;
+    assert!(n.a.acquire(n.now, "to-right", "net2"));
+    assert_eq!(n.a.stats().tx_datagrams, sent);
+    // net2 expires; traffic for it brings it back with one CREATE_CHILD_SA.
+    n.advance(Duration::from_secs(31));
+    assert_eq!(n.a.child_sas("to-right").len(), 1);
+    assert!(n.ev_a.iter().any(|e| matches!(e, Event::ChildSaDown { child, reason: DownReason::Expired, .. } if child == "net2")));
+    let ups = child_ups(&n.ev_a).len();
+    for _ in 0..3 {
+        assert!(n.a.acquire(n.now, "to-right", "net2"));
+    }
+    assert_eq!(std::iter::from_fn(|| n.a.poll_transmit()).count(), 1);
+    // That request was taken off the wire above; its retransmission completes it.
+    n.a.handle_timeout(n.now + Duration::from_secs(1));
+    n.advance(Duration::from_secs(2));
+    let ca = child_ups(&n.ev_a);
+    assert_eq!(ca.len(), ups + 1, "{:?}", n.ev_a);
+    assert_eq!((ca[ups].child.as_str(), ca[ups].replaces), ("net2", None));
+    assert_eq!(n.a.child_sas("to-right").len(), 2);
+    assert_eq!(n.b.child_sas("to-left").len(), 2);
 }

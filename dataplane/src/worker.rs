@@ -146,7 +146,7 @@ impl Worker {
             got += self.path.poll_port(t, p as u16);
         }
         while let Some(m) = self.path.shared.to_worker.pop() {
-            self.path.route_out(t, m);
+            self.path.originate(t, m);
         }
         if self.path.nparked > 0 {
             self.path.unpark(t);
@@ -210,7 +210,7 @@ impl Path {
                 }
                 Class::Reply => {
                     self.shared.counters.local.add(1);
-                    self.route_out(t, m)
+                    self.originate(t, m)
                 }
                 Class::ReplyOn(p) => {
                     self.shared.counters.local.add(1);
@@ -411,9 +411,45 @@ impl Path {
                 self.drop(DropReason::PolicyMismatch, 1);
                 continue;
             }
-            ip::decrement_ttl(m.data_mut());
             self.shared.counters.decrypted.add(1);
+            let for_us = IpView::parse(m.data()).is_ok_and(|ip| t.locals.is_local(ip.dst()));
+            if for_us {
+                // A ping to the gateway through the tunnel: answered like any other, and the
+                // answer goes back through the SPD, so into the tunnel.
+                match self.local(t, u16::MAX, &mut m) {
+                    Class::Reply => self.originate(t, m),
+                    Class::Drop(r) => self.drop(r, 1),
+                    _ => self.shared.counters.local.add(1),
+                }
+                continue;
+            }
+            ip::decrement_ttl(m.data_mut());
             self.route_out(t, m);
+        }
+    }
+
+    /// Sends a packet the gateway itself originates (an echo reply, IKE) through the
+    /// outbound SPD as transit traffic goes, so that nothing a policy protects leaves in
+    /// clear. No policy: it is sent (the default action is for transit traffic).
+    fn originate(&mut self, t: &Tables, mut m: Mbuf) {
+        let Ok(key) = FlowKey::extract(m.data()) else {
+            return self.drop(DropReason::Malformed, 1);
+        };
+        match t.spd.lookup(Direction::Outbound, &key) {
+            Some((i, p)) if p.action == Action::Protect => {
+                let Some(Some(sa)) = t.out_sa.get(i as usize) else {
+                    return self.drop(DropReason::NoSa, 1);
+                };
+                match sa.sa.encap(&mut m) {
+                    Ok(()) => {
+                        self.shared.counters.encrypted.add(1);
+                        self.route_out(t, m);
+                    }
+                    Err(e) => self.drop(DropReason::from(e), 1),
+                }
+            }
+            Some((_, p)) if p.action == Action::Discard => self.drop(DropReason::Discard, 1),
+            _ => self.route_out(t, m),
         }
     }
 

@@ -247,6 +247,18 @@ pub enum EspAlg {
 }
 
 impl EspAlg {
+    /// Every algorithm the dataplane implements, in our order of preference.
+    pub const ALL: [EspAlg; 3] = [EspAlg::AesGcm256, EspAlg::AesGcm128, EspAlg::ChaCha20Poly1305];
+
+    /// The ESP algorithm that matches an IKE_SA's encryption: AES-GCM of the same key size
+    /// (for AES-CBC too, as the dataplane implements only AEAD).
+    pub fn matching(encr: EncrAlg) -> EspAlg {
+        match encr {
+            EncrAlg::AesGcm16_128 | EncrAlg::AesCbc128 => EspAlg::AesGcm128,
+            EncrAlg::AesGcm16_256 | EncrAlg::AesCbc256 => EspAlg::AesGcm256,
+        }
+    }
+
     pub fn wire(self) -> (u16, Option<u16>) {
         match self {
             EspAlg::AesGcm128 => (20, Some(128)),
@@ -297,6 +309,9 @@ impl IkeProposal {
 /// IKE_AUTH, where no KE is exchanged).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EspProposal {
+    /// In our order of preference. Empty means "any": as initiator propose the algorithm
+    /// that matches the IKE_SA's encryption (`EspAlg::matching`); as responder accept any
+    /// algorithm in `EspAlg::ALL`, preferring that same one.
     pub algs: Vec<EspAlg>,
     pub esn: bool,
     pub dh: Vec<DhGroup>,

@@ -86,6 +86,11 @@ pub enum Event {
     /// Authentication failed; `peer_id` is the identity the peer claimed (or the one we
     /// expected, when the peer rejected us).
     AuthFailed { peer_id: Option<Identity>, remote: SocketAddr },
+    /// An authenticated message of an established IKE_SA came from (or to) a new address or
+    /// port across a NAT (RFC 7296 2.23, e.g. a NAT rebinding): IKE now sends to `remote`
+    /// from `local`. The CHILD_SAs listed, as (inbound SPI, outbound SPI), should have their
+    /// outer addresses and UDP encapsulation ports updated to match.
+    PeerAddressChanged { peer: String, ike_spi_i: u64, ike_spi_r: u64, local: SocketAddr, remote: SocketAddr, children: Vec<(u32, u32)> },
 }
 
 /// Counters; every dropped input is counted in exactly one of them.
@@ -188,6 +193,14 @@ struct Collision {
     min_nonce: Vec<u8>,
 }
 
+/// Collision bookkeeping for an IKE_SA rekey (RFC 7296 2.8.2), kept for the old IKE_SA while
+/// our own rekey of it is in flight and we answered the peer's: the lower nonce of the
+/// peer's exchange and our SPI of the IKE_SA that exchange created.
+struct IkeCollision {
+    min_nonce: Vec<u8>,
+    peer_sa: u64,
+}
+
 struct ChildSa {
     cfg: usize,
     spi_in: u32,
@@ -272,6 +285,31 @@ pub struct Engine {
     stats: Stats,
     cookie_secret: [u8; 32],
     spi_alloc: Option<Box<dyn FnMut() -> u32 + Send>>,
+    /// Simultaneous IKE_SA rekeys being resolved, by our SPI of the old IKE_SA. Only ever
+    /// holds entries during a collision, so no per-SA field is spent on it.
+    ike_collisions: HashMap<u64, IkeCollision>,
+    /// `ike_sa_keys` hands out keys only when this is set (a debugging key export).
+    key_export: bool,
+}
+
+/// An IKE_SA's SK_e and SK_a keys, for a debugging key export (Wireshark's
+/// ikev2_decryption_table). AES-GCM keys include their 4-byte salt. Debug is redacted.
+#[derive(Clone)]
+pub struct IkeSaKeys {
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub encr: EncrAlg,
+    pub integ: Option<IntegAlg>,
+    pub sk_ei: Vec<u8>,
+    pub sk_er: Vec<u8>,
+    pub sk_ai: Vec<u8>,
+    pub sk_ar: Vec<u8>,
+}
+
+impl std::fmt::Debug for IkeSaKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IkeSaKeys {{ spi_i: {:016x}, spi_r: {:016x}, encr: {:?}, integ: {:?}, keys: <redacted> }}", self.spi_i, self.spi_r, self.encr, self.integ)
+    }
 }
 
 fn rand_nonce() -> Vec<u8> {
@@ -406,12 +444,14 @@ struct EspChoice {
     spi: u32,
 }
 
-/// Pick an ESP proposal. `with_dh`: CREATE_CHILD_SA, where a DH transform means PFS.
+/// Pick an ESP proposal: the peer's first that one of ours accepts, with the algorithm we
+/// prefer among those it lists. `with_dh`: CREATE_CHILD_SA, where a DH transform means PFS.
 fn select_esp(theirs: &[Proposal], ours: &[EspProposal], with_dh: bool, prefer: Option<u16>) -> Option<EspChoice> {
     for p in theirs.iter().filter(|p| p.protocol == proto::ESP && p.spi.len() == 4) {
         let spi = u32::from_be_bytes(p.spi[..4].try_into().ok()?);
         for o in ours {
-            let Some(alg) = p.of_type(ttype::ENCR).filter_map(|t| EspAlg::from_wire(t.id, t.key_len)).find(|a| o.algs.contains(a)) else {
+            let offered: Vec<EspAlg> = p.of_type(ttype::ENCR).filter_map(|t| EspAlg::from_wire(t.id, t.key_len)).collect();
+            let Some(alg) = o.algs.iter().copied().find(|a| offered.contains(a)) else {
                 continue;
             };
             let esns: Vec<u16> = p.of_type(ttype::ESN).map(|t| t.id).collect();
@@ -517,7 +557,61 @@ impl Engine {
             stats: Stats::default(),
             cookie_secret,
             spi_alloc: None,
+            ike_collisions: HashMap::new(),
+            key_export: false,
         }
+    }
+
+    /// Allow `ike_sa_keys` to hand out IKE keys (off by default: only for an explicit,
+    /// configured debugging key export).
+    pub fn set_key_export(&mut self, on: bool) {
+        self.key_export = on;
+    }
+
+    /// The keys of the IKE_SA with these SPIs, when key export is on and the SA has keys.
+    pub fn ike_sa_keys(&self, spi_i: u64, spi_r: u64) -> Option<IkeSaKeys> {
+        if !self.key_export {
+            return None;
+        }
+        let sa = self.sas.values().find(|s| s.spi_i == spi_i && s.spi_r == spi_r)?;
+        let k = sa.keys.as_ref()?;
+        Some(IkeSaKeys {
+            spi_i,
+            spi_r,
+            encr: k.suite.encr,
+            integ: k.suite.integ,
+            sk_ei: k.e(true).to_vec(),
+            sk_er: k.e(false).to_vec(),
+            sk_ai: k.a(true).to_vec(),
+            sk_ar: k.a(false).to_vec(),
+        })
+    }
+
+    /// Adds a peer. It goes last, so the peer indices that IKE_SAs hold stay valid.
+    pub fn add_peer(&mut self, peer: PeerConfig) {
+        self.peers.push(peer);
+    }
+
+    /// Removes a peer: its IKE_SAs are deleted (a Delete is sent once for each established
+    /// one; its CHILD_SAs go down with events, as `terminate`), every IKE_SA of the peer is
+    /// forgotten now, and the peer indices of the other IKE_SAs are shifted down to match.
+    /// (An IKE_SA's `peer` is the only peer index the engine keeps.)
+    pub fn remove_peer(&mut self, now: Instant, peer_name: &str) -> bool {
+        let Some(pi) = self.peers.iter().position(|p| p.name == peer_name) else { return false };
+        self.terminate(now, peer_name);
+        let spis: Vec<u64> = self.sas.iter().filter(|(_, s)| s.peer == Some(pi)).map(|(k, _)| *k).collect();
+        for spi in spis {
+            if let Some(sa) = self.sas.remove(&spi) {
+                self.close_sa(*sa, DownReason::Local);
+            }
+        }
+        for sa in self.sas.values_mut() {
+            if let Some(p) = sa.peer.as_mut().filter(|p| **p > pi) {
+                *p -= 1;
+            }
+        }
+        self.peers.remove(pi);
+        true
     }
 
     /// Let the caller choose inbound ESP SPIs (e.g. to encode a table slot). Values already
@@ -700,6 +794,9 @@ impl Engine {
                 }
             }
             State::InitDone | State::InitSent | State::AuthSent => upd(Some(sa.created + self.cfg.half_open_timeout)),
+            // A redundant IKE_SA from a rekey collision lingers until then for the peer's Delete.
+            // (Only when idle: on_timer drops it then, so the deadline cannot repeat.)
+            State::Rekeyed if sa.pending.is_none() && sa.cached.is_none() => upd(sa.expire_at),
             _ => {}
         }
         t
@@ -721,6 +818,7 @@ impl Engine {
 
     /// Forget an IKE_SA and everything indexed by it.
     fn drop_sa(&mut self, sa: IkeSa) {
+        self.ike_collisions.remove(&sa.our_spi());
         if let Some(k) = sa.half_open_key {
             self.half_open.remove(&k);
         }
@@ -763,6 +861,22 @@ impl Engine {
 
     fn child_name(&self, sa: &IkeSa, cfg: usize) -> String {
         sa.peer.and_then(|p| self.peers[p].children.get(cfg)).map(|c| c.name.clone()).unwrap_or_default()
+    }
+
+    /// The ESP proposals of a child for use on `sa`, with "any" (empty `algs`) resolved
+    /// against the IKE_SA's encryption: the matching algorithm only when we propose, every
+    /// algorithm (the matching one first) when we choose among the peer's.
+    fn esp_props_for(&self, sa: &IkeSa, cfg: usize, choosing: bool) -> Vec<EspProposal> {
+        let mut props = self.child_esp_props(sa.peer.unwrap(), cfg).to_vec();
+        let Some(encr) = sa.keys.as_ref().map(|k| k.suite.encr) else { return props };
+        for p in props.iter_mut().filter(|p| p.algs.is_empty()) {
+            let m = EspAlg::matching(encr);
+            p.algs.push(m);
+            if choosing {
+                p.algs.extend(EspAlg::ALL.into_iter().filter(|a| *a != m));
+            }
+        }
+        props
     }
 
     fn child_esp_props(&self, peer: usize, cfg: usize) -> &[EspProposal] {
@@ -911,6 +1025,46 @@ impl Engine {
         true
     }
 
+    /// Start action "trap": traffic hit a PROTECT policy of `child` that has no SA. Starts
+    /// the IKE_SA (with its CHILD_SAs) when the peer has none, or a CREATE_CHILD_SA for the
+    /// child when the IKE_SA is up without it. Idempotent: nothing new is started while the
+    /// IKE_SA or that CHILD_SA is being negotiated, or once the CHILD_SA is up. False for an
+    /// unknown peer or child, or when there is nothing we can start (no remote address).
+    pub fn acquire(&mut self, now: Instant, peer_name: &str, child: &str) -> bool {
+        let Some(pi) = self.peers.iter().position(|p| p.name == peer_name) else { return false };
+        let Some(ci) = self.peers[pi].children.iter().position(|c| c.name == child) else { return false };
+        let in_flight = |k: &ReqKind| matches!(k, ReqKind::CreateChild { cfg, rekey_of: None, .. } if *cfg == ci);
+        let mut established = None;
+        for (spi, sa) in self.sas.iter().filter(|(_, s)| s.peer == Some(pi)) {
+            match sa.state {
+                // The IKE_SA being set up brings up every child of the peer.
+                State::InitSent | State::AuthSent => return true,
+                State::Established => {
+                    let has = sa.children.iter().any(|c| c.cfg == ci && !c.replaced);
+                    let pending = sa.pending.iter().map(|p| &p.kind).chain(sa.queue.iter().map(|q| &q.2)).any(in_flight);
+                    if has || pending {
+                        return true;
+                    }
+                    established.get_or_insert(*spi);
+                }
+                _ => {}
+            }
+        }
+        match established {
+            Some(spi) => {
+                debug!(peer = %peer_name, %child, "acquire: creating CHILD_SA");
+                let mut sa = *self.sas.remove(&spi).unwrap();
+                self.start_create_child(now, &mut sa, ci, None);
+                self.put_back(sa);
+                true
+            }
+            None => {
+                debug!(peer = %peer_name, %child, "acquire: initiating IKE_SA");
+                self.initiate(now, peer_name)
+            }
+        }
+    }
+
     /// Feed the inbound packet counter of a CHILD_SA (for liveness: ESP arriving counts as
     /// the peer being alive; a CHILD_SA with no ESP while IKE answers gets rekeyed).
     pub fn note_child_traffic(&mut self, now: Instant, inbound_spi: u32, packets_total: u64) {
@@ -941,7 +1095,7 @@ impl Engine {
         let pi = sa.peer.unwrap();
         let spi = self.alloc_spi();
         self.child_index.insert(spi, sa.our_spi());
-        let props = self.child_esp_props(pi, cfg).to_vec();
+        let props = self.esp_props_for(sa, cfg, false);
         let ccfg = &self.peers[pi].children[cfg];
         let group = if ccfg.pfs { props.iter().find_map(|p| p.dh.first().copied()) } else { None };
         let (lts, rts) = match rekey_of.and_then(|s| sa.children.iter().find(|c| c.spi_in == s)) {
@@ -1114,6 +1268,11 @@ impl Engine {
         // Authenticated: the peer is alive; follow it across NAT.
         sa.last_rx = now;
         if sa.nat || local.port() == self.cfg.natt_port {
+            if (sa.remote != remote || sa.local != local) && sa.state == State::Established {
+                info!(peer = %self.peer_name(&sa), from = %sa.remote, to = %remote, "peer address changed");
+                let children = sa.children.iter().map(|c| (c.spi_in, c.spi_out)).collect();
+                self.events.push_back(Event::PeerAddressChanged { peer: self.peer_name(&sa), ike_spi_i: sa.spi_i, ike_spi_r: sa.spi_r, local, remote, children });
+            }
             sa.remote = remote;
             sa.local = local;
         }
@@ -1390,7 +1549,7 @@ impl Engine {
             Payload::Notify(Notify::new(notify::INITIAL_CONTACT, vec![])),
         ];
         if let Some(c) = p.children.first() {
-            let props = self.child_esp_props(pi, 0).to_vec();
+            let props = self.esp_props_for(&sa, 0, false);
             let (lts, rts) = (c.local_ts.clone(), c.remote_ts.clone());
             let spi = self.alloc_spi();
             self.child_index.insert(spi, sa.our_spi());
@@ -1528,8 +1687,8 @@ impl Engine {
             }
         }
         let Some((ci, lts, rts)) = found else { return Err(notify::TS_UNACCEPTABLE) };
-        let our_props = self.child_esp_props(pi, ci);
-        let Some(choice) = select_esp(props, our_props, create, ke.map(|k| k.0)) else {
+        let our_props = self.esp_props_for(sa, ci, true);
+        let Some(choice) = select_esp(props, &our_props, create, ke.map(|k| k.0)) else {
             self.stats.no_proposal_chosen += 1;
             return Err(notify::NO_PROPOSAL_CHOSEN);
         };
@@ -1744,6 +1903,12 @@ impl Engine {
         let new_spi_r = self.alloc_ike_spi();
         let nr = rand_nonce();
         let keys = sa.keys.as_ref().unwrap().rekeyed(suite, &shared, &ni, &nr, new_spi_i, new_spi_r);
+        if sa.pending.as_ref().is_some_and(|p| matches!(p.kind, ReqKind::RekeyIke { .. })) {
+            // Our own rekey of this IKE_SA is in flight (RFC 7296 2.8.2): the CHILD_SAs move
+            // to the peer's new IKE_SA for now; our response decides which one survives.
+            let min_nonce = if ni < nr { ni.clone() } else { nr.clone() };
+            self.ike_collisions.insert(sa.our_spi(), IkeCollision { min_nonce, peer_sa: new_spi_r });
+        }
         let resp = vec![Payload::Sa(vec![suite_proposal(num, &suite, Some(new_spi_r))]), Payload::Nonce(nr), Payload::Ke { group: suite.dh.wire(), data: dh.public() }];
         self.respond(now, &mut sa, h.exchange, h.msg_id, &resp);
         let new = self.rekeyed_sa(now, &mut sa, false, new_spi_i, new_spi_r, keys);
@@ -1788,6 +1953,48 @@ impl Engine {
             self.child_index.insert(c.spi_in, new.our_spi());
         }
         new
+    }
+
+    /// Both sides rekeyed the IKE_SA at once (RFC 7296 2.8.2): `new` is the IKE_SA our
+    /// exchange (nonces `ni`, `nr`) created, `col` describes the peer's. The one whose
+    /// exchange holds the lowest of the four nonces is redundant and its creator deletes it;
+    /// the survivor takes the CHILD_SAs and its creator deletes the old IKE_SA.
+    fn resolve_ike_rekey_collision(&mut self, now: Instant, mut old: IkeSa, mut new: IkeSa, col: IkeCollision, ni: &[u8], nr: &[u8]) {
+        let peer = self.peer_name(&old);
+        let mine_min = if ni < nr { ni } else { nr };
+        if mine_min < col.min_nonce.as_slice() {
+            // Ours is redundant. Its CHILD_SAs already sit on the peer's new IKE_SA, and the
+            // peer deletes the old one; nothing was announced for ours, so no event.
+            info!(peer = %peer, "IKE_SA rekey collision lost: deleting our redundant IKE_SA");
+            new.state = State::Deleting;
+            new.rekey_at = None;
+            self.request(now, &mut new, exchange::INFORMATIONAL, vec![Payload::Delete { protocol: proto::IKE, spis: vec![] }], ReqKind::DeleteIke);
+            old.queue.clear();
+            self.put_back(old);
+            self.put_back(new);
+            return;
+        }
+        info!(peer = %peer, "IKE_SA rekey collision won");
+        // Take the CHILD_SAs back from the peer's (redundant) IKE_SA; the peer deletes that
+        // one, which we keep only to answer its Delete.
+        if let Some(mut theirs) = self.sas.remove(&col.peer_sa).map(|b| *b) {
+            new.children.append(&mut theirs.children);
+            for c in &new.children {
+                self.child_index.insert(c.spi_in, new.our_spi());
+            }
+            std::mem::swap(&mut new.queue, &mut theirs.queue);
+            new.queue.append(&mut theirs.queue);
+            theirs.state = State::Rekeyed;
+            theirs.rekey_at = None;
+            theirs.expire_at = Some(now + self.cfg.response_cache_time);
+            self.events.push_back(Event::IkeSaRekeyed { peer: peer.clone(), old: (theirs.spi_i, theirs.spi_r), new: (new.spi_i, new.spi_r) });
+            self.put_back(theirs);
+        }
+        old.queue.clear();
+        self.request(now, &mut old, exchange::INFORMATIONAL, vec![Payload::Delete { protocol: proto::IKE, spis: vec![] }], ReqKind::DeleteIke);
+        self.flush_queue(now, &mut new);
+        self.put_back(old);
+        self.put_back(new);
     }
 
     fn finish_ike_rekey(&mut self, old: IkeSa, new: IkeSa) {
@@ -1853,6 +2060,10 @@ impl Engine {
                 if let Some(new) = self.ike_rekey_response(now, &mut sa, &msg, new_spi, &nonce, dh) {
                     let mut new = new;
                     let mut old = sa;
+                    if let Some(col) = self.ike_collisions.remove(&old.our_spi()) {
+                        self.resolve_ike_rekey_collision(now, old, new, col, &nonce, msg.nonce().unwrap());
+                        return;
+                    }
                     old.queue.clear();
                     self.request(now, &mut old, exchange::INFORMATIONAL, vec![Payload::Delete { protocol: proto::IKE, spis: vec![] }], ReqKind::DeleteIke);
                     self.flush_queue(now, &mut new);
@@ -1947,7 +2158,7 @@ impl Engine {
         if props.len() != 1 || !within(tsi, &prop_l) || !within(tsr, &prop_r) {
             return Err(notify::TS_UNACCEPTABLE);
         }
-        let choice = select_esp(props, self.child_esp_props(pi, cfg), shared.is_some(), None).ok_or(notify::NO_PROPOSAL_CHOSEN)?;
+        let choice = select_esp(props, &self.esp_props_for(sa, cfg, false), shared.is_some(), None).ok_or(notify::NO_PROPOSAL_CHOSEN)?;
         let (i2r, r2i) = sa.keys.as_ref().unwrap().child_keymat(shared, ni, nr, choice.alg.key_len());
         let (rekey_at, expire_at) = jittered(now, &ccfg.lifetime);
         let child = ChildSa {

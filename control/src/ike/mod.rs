@@ -7,4 +7,4 @@ pub mod wire;
 pub mod engine;
 
 pub use config::*;
-pub use engine::{ChildKeys, ChildSaUp, DownReason, Engine, Event, Stats, Transmit};
+pub use engine::{ChildKeys, ChildSaUp, DownReason, Engine, Event, IkeSaKeys, Stats, Transmit};
