@@ -92,7 +92,7 @@ impl Drop for Bed {
     }
 }
 
-fn capture(iface_ns: &str, iface: &str, file: &Path) -> Child {
+fn capture(iface_ns: &str, iface: &str, file: &Path) -> (Child, PathBuf) {
     let c = Command::new("ip")
         .args(["netns", "exec", iface_ns, "tcpdump", "-U", "-n", "-s", "200", "-B", "65536", "-i", iface, "-w"])
         .arg(file)
@@ -101,11 +101,23 @@ fn capture(iface_ns: &str, iface: &str, file: &Path) -> Child {
         .spawn()
         .expect("tcpdump");
     std::thread::sleep(Duration::from_millis(700));
-    c
+    (c, file.to_path_buf())
 }
 
-fn stop(mut c: Child) {
-    std::thread::sleep(Duration::from_millis(300));
+/// Stops a capture once it has caught up: tcpdump reads behind the traffic, and what is
+/// still in its buffer when it is interrupted is lost.
+fn stop((mut c, file): (Child, PathBuf)) {
+    let size = || std::fs::metadata(&file).map_or(0, |m| m.len());
+    let t0 = Instant::now();
+    let mut last = size();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = size();
+        if now == last || t0.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        last = now;
+    }
     // SAFETY: signalling our own child.
     unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
     let _ = c.wait();

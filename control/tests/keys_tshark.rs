@@ -97,7 +97,7 @@ fn ike_keys_decrypt_in_tshark() {
     // IKE_AUTH decrypts: the initiator's identity and traffic selectors show.
     let out = tshark(&pcap, &keys, "-Y 'isakmp.id.data.fqdn' -T fields -e isakmp.id.data.fqdn");
     assert!(out.contains("gw1.rampart.test"), "IKE_AUTH not decrypted: {out}");
-    let out = tshark(&pcap, &keys, "-Y 'isakmp.ts.start_ipv4_addr' -T fields -e isakmp.ts.start_ipv4_addr");
+    let out = tshark(&pcap, &keys, "-Y 'isakmp.ts.start_ipv4' -T fields -e isakmp.ts.start_ipv4");
     assert!(out.contains("10.1.0.0"), "no TSi: {out}");
     // ESP decrypts to the inner echo requests.
     let out = tshark(&pcap, &keys, "-Y 'esp && icmp.type == 8' -T fields -e ip.src -e ip.dst");
