@@ -28,6 +28,8 @@ pub enum ToControl {
     Packet { port: u16, mbuf: Mbuf },
     /// A neighbour seen in ARP or NDP.
     Neighbor { port: u16, addr: IpAddr, mac: Mac },
+    /// Traffic hit a PROTECT policy that has no SA: IKE may start one (start action "trap").
+    Acquire { key: FlowKey },
 }
 
 /// The parts of a worker that the control thread sees.
@@ -71,6 +73,8 @@ pub struct Path {
     /// TSC of the last neighbour solicitation, to send at most a few per millisecond.
     last_solicit: u64,
     solicit_gap: u64,
+    /// TSC of the last acquire sent to the control thread (at most one a millisecond).
+    last_acquire: u64,
     /// Packets waiting for a neighbour to answer, as a kernel's ARP queue holds them.
     parked: [Option<Parked>; PARKED],
     nparked: usize,
@@ -119,6 +123,7 @@ impl Worker {
             tx,
             last_solicit: 0,
             solicit_gap: dpdk_sys::tsc_hz() / 1000,
+            last_acquire: 0,
             parked: [const { None }; PARKED],
             nparked: 0,
         };
@@ -274,8 +279,15 @@ impl Path {
                     ip::decrement_ttl(m.data_mut());
                     Class::Encrypt(sa)
                 }
-                // PROTECT with no usable SA: never in clear.
-                _ => Class::Drop(DropReason::NoSa),
+                // PROTECT with no usable SA: never in clear; IKE may be asked for one.
+                _ => {
+                    let now = dpdk_sys::rdtsc();
+                    if now.wrapping_sub(self.last_acquire) >= self.solicit_gap {
+                        self.last_acquire = now;
+                        let _ = self.shared.to_control.push(ToControl::Acquire { key });
+                    }
+                    Class::Drop(DropReason::NoSa)
+                }
             },
             V_FORWARD => {
                 ip::decrement_ttl(m.data_mut());
