@@ -203,6 +203,7 @@ impl Daemon {
                             self.dirty = true;
                         }
                     }
+                    ToControl::Acquire { key } => self.acquire(now, &key),
                     ToControl::Packet { port, mbuf } => match ikeio::datagram(mbuf.data()) {
                         Some((local, remote, payload)) if [500, 4500].contains(&local.port()) => {
                             self.ike.handle_datagram(now, local, remote, payload);
@@ -212,6 +213,20 @@ impl Daemon {
                             debug!(target: "dataplane", port, len = mbuf.len(), "packet for the gateway with no local service");
                         }
                     },
+                }
+            }
+        }
+    }
+
+    /// Start action "trap": the first packet for a child's selectors brings the child up.
+    fn acquire(&mut self, now: Instant, key: &rampart_dataplane::spd::FlowKey) {
+        for p in self.cfg.peers.iter().filter(|p| p.start_action == "trap") {
+            for c in &p.children {
+                let covers = |list: &[String], a: std::net::IpAddr| {
+                    list.iter().filter_map(|s| crate::config::parse_prefix(s).ok()).any(|(n, l)| rampart_dataplane::spd::Prefix::new(n, l).contains(&a))
+                };
+                if covers(&c.local_ts, key.src()) && covers(&c.remote_ts, key.dst()) && self.ike.acquire(now, &p.name, &c.name) {
+                    info!(target: "ike", peer = %p.name, child = %c.name, "traffic for the child: negotiating it");
                 }
             }
         }
