@@ -83,7 +83,10 @@ impl Daemon {
         state.set_raw(&raw);
         if let Some(k) = &keys {
             warn!(target: "dataplane", dir = %k.dir().display(), "key export is on: every SA's keys are written to disk in clear (debugging only)");
-            state.manual_sas().for_each(|e| k.esp(e.sa.params()));
+            for sc in &cfg.sas {
+                let p = crate::build::sa_params(sc).map_err(|m| format!("{}: sas: {m}", file.display()))?;
+                k.esp(&p, &p.key);
+            }
         }
         gw.start(state.tables()).map_err(|e| e.to_string())?;
         let now = Instant::now();
@@ -132,7 +135,9 @@ impl Daemon {
         // Everything is validated: from here on, nothing fails.
         let fresh = self.state.reload(&cfg, &raw).map_err(|(f, m)| format!("{}: {f}: {m}", file.display()))?;
         if let Some(k) = &self.keys {
-            fresh.iter().for_each(|e| k.esp(e.sa.params()));
+            for p in cfg.sas.iter().filter(|s| fresh.iter().any(|e| e.name == s.name)).filter_map(|s| crate::build::sa_params(s).ok()) {
+                k.esp(&p, &p.key);
+            }
         }
         let (mut added, mut removed, mut changed, mut unchanged) = (vec![], vec![], vec![], vec![]);
         for old in &self.cfg.peers {
@@ -278,8 +283,8 @@ impl Daemon {
                         Ok(()) => {
                             self.dirty = true;
                             if let (Some(k), Some(c)) = (&self.keys, self.state.children.get(&up.inbound.spi)) {
-                                k.esp(c.inn.sa.params());
-                                k.esp(c.out.sa.params());
+                                k.esp(c.inn.sa.params(), &up.inbound.key);
+                                k.esp(c.out.sa.params(), &up.outbound.key);
                             }
                             info!(target: "ike", peer = %up.peer, child = %up.child, spi_in = format_args!("{:#010x}", up.inbound.spi),
                                 spi_out = format_args!("{:#010x}", up.outbound.spi), alg = ?up.inbound.alg, encap = ?up.encap,

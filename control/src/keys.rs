@@ -21,17 +21,19 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// One `esp_sa` line for an SA: protocol, source, destination, SPI, algorithm, key (with
-/// salt), no separate authentication (AEAD).
-pub fn esp_line(p: &SaParams) -> String {
+/// salt), no separate authentication (AEAD). The key is passed apart: an installed `Sa` keeps
+/// no copy of it in its params.
+pub fn esp_line(p: &SaParams, key: &[u8]) -> String {
     let (proto, src, dst) = match p.tunnel {
         Some((s, d)) => (if s.is_ipv4() { "IPv4" } else { "IPv6" }, s.to_string(), d.to_string()),
         None => ("IPv4", "*".into(), "*".into()),
     };
     let alg = match p.alg {
         AeadAlg::AesGcm128 | AeadAlg::AesGcm256 => "AES-GCM with 16 octet ICV [RFC4106]",
+        // Wireshark 4.2's name; 4.0 (Debian 12) cannot decrypt ChaCha20 ESP and refuses the line.
         AeadAlg::ChaCha20Poly1305 => "ChaCha20 with Poly1305 [RFC7634]",
     };
-    format!("\"{proto}\",\"{src}\",\"{dst}\",\"{:#010x}\",\"{alg}\",\"0x{}\",\"NULL\",\"\"", p.spi, hex(&p.key))
+    format!("\"{proto}\",\"{src}\",\"{dst}\",\"{:#010x}\",\"{alg}\",\"0x{}\",\"NULL\",\"\"", p.spi, hex(key))
 }
 
 /// One `ikev2_decryption_table` line (hex fields unquoted, as Wireshark wants them).
@@ -83,8 +85,8 @@ impl KeyExport {
         }
     }
 
-    pub fn esp(&self, p: &SaParams) {
-        self.append("esp_sa", &esp_line(p));
+    pub fn esp(&self, p: &SaParams, key: &[u8]) {
+        self.append("esp_sa", &esp_line(p, key));
     }
 
     pub fn ike(&self, k: &IkeSaKeys) {
@@ -115,7 +117,7 @@ mod tests {
             lifetime: Lifetime::default(),
         };
         assert_eq!(
-            esp_line(&p),
+            esp_line(&p, &p.key),
             format!("\"IPv4\",\"192.0.2.1\",\"192.0.2.2\",\"0x00001001\",\"AES-GCM with 16 octet ICV [RFC4106]\",\"0x{}\",\"NULL\",\"\"", "ab".repeat(20))
         );
         let k = IkeSaKeys { spi_i: 1, spi_r: 2, encr: EncrAlg::AesGcm16_128, integ: None, sk_ei: vec![1; 20], sk_er: vec![2; 20], sk_ai: vec![], sk_ar: vec![] };

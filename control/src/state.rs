@@ -173,11 +173,6 @@ impl State {
         }
     }
 
-    /// The manual SA entries, by name.
-    pub fn manual_sas(&self) -> impl Iterator<Item = &Arc<SaEntry>> {
-        self.manual.values().map(|(_, e)| e)
-    }
-
     /// A snapshot of everything, to publish.
     pub fn tables(&mut self) -> Tables {
         if self.spd.is_none() {

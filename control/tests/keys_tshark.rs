@@ -67,7 +67,8 @@ fn manual_sa_keys_decrypt_in_tshark() {
     // What gw1 sends is seen where it arrives (af_packet bypasses the sender's taps).
     let pcap = bed.dir.join("wan.pcap");
     let cap = capture("rpgw2", "rpg2-wan", &pcap);
-    ok("ip netns exec rph1 ping -c 3 -i 0.2 10.2.0.1");
+    let p = ok("ip netns exec rph1 ping -c 5 -i 0.2 10.2.0.1");
+    assert!(p.contains(" 0% packet loss"), "{p}");
     stop(cap);
     let out = tshark(&pcap, &keys, "-Y 'esp && icmp.type == 8' -T fields -e ip.src -e ip.dst");
     assert!(out.lines().filter(|l| l.contains("10.1.0.1") && l.contains("10.2.0.1")).count() >= 3, "no decrypted echo requests: {out}");
@@ -89,7 +90,7 @@ fn ike_keys_decrypt_in_tshark() {
     let cap = capture("rpgw2", "rpg2-wan", &pcap);
     assert_eq!(bed.ctl_json(1, &["initiate", "gw2"])["initiating"], true);
     bed.wait("the IKE tunnel", || sh("ip netns exec rph1 ping -c1 -W1 10.2.0.1").status.success());
-    ok("ip netns exec rph1 ping -c 3 -i 0.2 10.2.0.1");
+    ok("ip netns exec rph1 ping -c 5 -i 0.2 10.2.0.1");
     stop(cap);
     let ike = std::fs::read_to_string(keys.join("ikev2_decryption_table")).unwrap();
     assert_eq!(ike.lines().count(), 1, "{ike}");
@@ -103,4 +104,24 @@ fn ike_keys_decrypt_in_tshark() {
     let out = tshark(&pcap, &keys, "-Y 'esp && icmp.type == 8' -T fields -e ip.src -e ip.dst");
     assert!(out.lines().filter(|l| l.contains("10.1.0.1") && l.contains("10.2.0.1")).count() >= 3, "no decrypted echo requests: {out}");
     assert_no_keys_in_logs(&bed, &keys);
+}
+
+/// Key export is refused unless its directory is usable (the daemon does not start), and a
+/// relative directory is a config error; both name `key_export.dir`. No root needed.
+#[test]
+fn key_export_refused_when_unusable() {
+    let dir = std::env::temp_dir().join(format!("rampart-keys-refused-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |cmd: &str, export: &str| {
+        let mut c = testbed_config(1);
+        c["control"] = json!({"socket": dir.join("s.sock")});
+        c["key_export"] = json!({"dir": export});
+        let file = dir.join("gw.json");
+        std::fs::write(&file, c.to_string()).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_rampart")).args([cmd, "--config"]).arg(&file).output().unwrap()
+    };
+    let o = run("check", "relative/keys");
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("key_export.dir"), "{o:?}");
+    let o = run("run", "/proc/no-such-dir/keys");
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("key_export.dir"), "{o:?}");
 }

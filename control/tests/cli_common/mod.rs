@@ -202,7 +202,7 @@ pub fn ping_result((mut c, out): (Child, PathBuf)) -> (u32, u32) {
 
 pub fn capture(ns: &str, iface: &str, file: &Path) -> Child {
     let c = Command::new("ip")
-        .args(["netns", "exec", ns, "tcpdump", "-U", "-n", "-B", "65536", "-i", iface, "-w"])
+        .args(["netns", "exec", ns, "tcpdump", "-U", "--immediate-mode", "-n", "-B", "65536", "-i", iface, "-w"])
         .arg(file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
