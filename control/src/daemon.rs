@@ -319,7 +319,15 @@ impl Daemon {
                     warn!(target: "ike", peer_id = %peer_id.map(|i| i.to_string()).unwrap_or_else(|| "?".into()), %remote, "authentication failed")
                 }
                 // TODO(lead): move the listed CHILD_SAs' outer addresses and encap ports.
-                Event::PeerAddressChanged { peer, remote, .. } => info!(target: "ike", %peer, %remote, "peer address changed"),
+                Event::PeerAddressChanged { peer, local, remote, children, .. } => {
+                    for (spi_in, _) in children {
+                        if let Err(e) = self.state.rebind_child(spi_in, local, remote) {
+                            warn!(target: "ike", %peer, "CHILD_SA {spi_in:#010x} not moved: {e}");
+                        }
+                    }
+                    self.dirty = true;
+                    info!(target: "ike", %peer, %remote, "peer address changed; CHILD_SAs follow")
+                }
             }
         }
     }

@@ -252,6 +252,23 @@ impl State {
         Ok(())
     }
 
+    /// The peer moved (NAT rebinding, RFC 7296 2.23): its CHILD_SAs' outbound side now goes to
+    /// `remote`. A new outbound SA object continues the old one's sequence numbers (no IV is
+    /// reused); the inbound side needs no change, ESP in UDP is accepted from any port.
+    pub fn rebind_child(&mut self, inbound_spi: u32, local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Result<(), String> {
+        let Some(c) = self.children.get_mut(&inbound_spi) else { return Ok(()) };
+        let mut p = c.out.sa.params().clone();
+        p.tunnel = Some((local.ip(), remote.ip()));
+        if p.encap.is_some() {
+            p.encap = Some(UdpEncap { sport: local.port(), dport: remote.port() });
+        }
+        let sa = Sa::new(p).map_err(|e| e.to_string())?;
+        sa.advance_seq(c.out.sa.last_seq() + 1).map_err(|e| format!("{e:?}"))?;
+        c.out = Arc::new(SaEntry { name: c.out.name.clone(), sa, selectors: vec![], drops: SaDrops::new(self.workers) });
+        self.spd = None;
+        Ok(())
+    }
+
     /// Removes a CHILD_SA by its inbound SPI; returns whether it was installed.
     pub fn remove_child(&mut self, inbound_spi: u32) -> bool {
         let had = self.children.remove(&inbound_spi).is_some();

@@ -4,8 +4,8 @@
 //! with each other; and `reload` (manual SAs and policies, peers added, changed and removed)
 //! while traffic crosses an unchanged tunnel without loss.
 
-mod cli_common;
-use cli_common::*;
+mod common;
+use common::*;
 use serde_json::{json, Value};
 
 fn skip(name: &str) -> bool {

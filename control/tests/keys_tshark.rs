@@ -2,8 +2,8 @@
 //! decrypts the captured WAN traffic with the exported `esp_sa` and `ikev2_decryption_table`,
 //! for manual SAs and for IKE with its CHILD_SA; no key ever shows in the daemon's log.
 
-mod cli_common;
-use cli_common::*;
+mod common;
+use common::*;
 use serde_json::json;
 use std::path::Path;
 
@@ -66,7 +66,7 @@ fn manual_sa_keys_decrypt_in_tshark() {
     bed.wait("the tunnel", || sh("ip netns exec rph1 ping -c1 -W1 10.2.0.1").status.success());
     // What gw1 sends is seen where it arrives (af_packet bypasses the sender's taps).
     let pcap = bed.dir.join("wan.pcap");
-    let cap = capture("rpgw2", "rpg2-wan", &pcap);
+    let cap = capture("rpgw2", "rpg2-wan", &pcap, 0);
     let p = ok("ip netns exec rph1 ping -c 5 -i 0.2 10.2.0.1");
     assert!(p.contains(" 0% packet loss"), "{p}");
     stop(cap);
@@ -87,7 +87,7 @@ fn ike_keys_decrypt_in_tshark() {
     c2["key_export"] = json!({"dir": keys});
     let bed = Bed::up("keys-ike", vec![ike_config(1, "none"), c2], [true, true]);
     let pcap = bed.dir.join("wan.pcap");
-    let cap = capture("rpgw2", "rpg2-wan", &pcap);
+    let cap = capture("rpgw2", "rpg2-wan", &pcap, 0);
     assert_eq!(bed.ctl_json(1, &["initiate", "gw2"])["initiating"], true);
     bed.wait("the IKE tunnel", || sh("ip netns exec rph1 ping -c1 -W1 10.2.0.1").status.success());
     ok("ip netns exec rph1 ping -c 5 -i 0.2 10.2.0.1");

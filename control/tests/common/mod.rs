@@ -1,6 +1,6 @@
 //! The namespace testbed (scripts/testbed.sh, P=rp) with two Rampart gateways started from
 //! configs written into a temp dir, each with its own control socket there; `rampart ctl`
-//! run against them. Shared by cli_daemon.rs and keys_tshark.rs.
+//! run against them; captures of the WAN. Shared by the namespace tests.
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
@@ -159,6 +159,12 @@ impl Bed {
         }
     }
 
+    /// Drops of one reason on gateway `g`, summed over its workers.
+    pub fn drops(&self, g: usize, reason: &str) -> u64 {
+        let c = self.ctl_json(g, &["counters"]);
+        c["workers"].as_array().unwrap().iter().map(|w| w["drops"][reason].as_u64().unwrap_or(0)).sum()
+    }
+
     pub fn log(&self, g: usize) -> String {
         std::fs::read_to_string(self.dir.join(format!("gw{g}.log"))).unwrap_or_default() + &std::fs::read_to_string(self.dir.join(format!("gw{g}.out"))).unwrap_or_default()
     }
@@ -200,21 +206,60 @@ pub fn ping_result((mut c, out): (Child, PathBuf)) -> (u32, u32) {
     (n[0], n[1])
 }
 
-pub fn capture(ns: &str, iface: &str, file: &Path) -> Child {
+/// Captures on `iface` in `ns`, keeping the first `snaplen` bytes of each frame (0: all).
+/// DPDK's af_packet sends past the kernel's taps (qdisc bypass), so what a gateway sends is
+/// captured where it arrives.
+pub fn capture(ns: &str, iface: &str, file: &Path, snaplen: u32) -> (Child, PathBuf) {
     let c = Command::new("ip")
-        .args(["netns", "exec", ns, "tcpdump", "-U", "--immediate-mode", "-n", "-B", "65536", "-i", iface, "-w"])
+        .args(["netns", "exec", ns, "tcpdump", "-U", "--immediate-mode", "-n", "-B", "65536", "-s", &snaplen.to_string(), "-i", iface, "-w"])
         .arg(file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("tcpdump");
     std::thread::sleep(Duration::from_millis(700));
-    c
+    (c, file.to_path_buf())
 }
 
-pub fn stop(mut c: Child) {
-    std::thread::sleep(Duration::from_millis(300));
+/// Stops a capture once it has caught up: tcpdump reads behind the traffic, and what is
+/// still in its buffer when it is interrupted is lost.
+pub fn stop((mut c, file): (Child, PathBuf)) {
+    let size = || std::fs::metadata(&file).map_or(0, |m| m.len());
+    let t0 = Instant::now();
+    let mut last = size();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = size();
+        if now == last || t0.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        last = now;
+    }
     // SAFETY: signalling our own child.
     unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
     let _ = c.wait();
+}
+
+/// The frames of a classic pcap file that were captured whole.
+pub fn pcap_frames(file: &Path) -> Vec<Vec<u8>> {
+    let b = std::fs::read(file).unwrap();
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= b.len() {
+        let len = u32::from_le_bytes(b[at + 8..at + 12].try_into().unwrap()) as usize;
+        let orig = u32::from_le_bytes(b[at + 12..at + 16].try_into().unwrap()) as usize;
+        if len == orig {
+            out.push(b[at + 16..at + 16 + len].to_vec());
+        }
+        at += 16 + len;
+    }
+    out
+}
+
+/// Sends a raw frame out of `iface` in `ns`.
+pub fn inject(ns: &str, iface: &str, frame: &[u8]) {
+    let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+    ok(&format!(
+        "ip netns exec {ns} python3 -c \"import socket,sys; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('{iface}',0)); s.send(bytes.fromhex(sys.argv[1]))\" {hex}"
+    ));
 }
