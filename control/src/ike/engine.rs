@@ -896,43 +896,17 @@ impl Engine {
         let (Some(raddr), Some(laddr)) = (p.remote_addr, p.local_addrs.first().copied()) else { return false };
         let Some(group) = p.ike_proposals.first().and_then(|x| x.dh.first().copied()) else { return false };
         let spi_i = self.alloc_ike_spi();
-        let mut sa = IkeSa {
-            peer: Some(pi),
-            initiator: true,
-            spi_i,
-            spi_r: 0,
-            local: SocketAddr::new(laddr, self.cfg.ike_port),
-            remote: SocketAddr::new(raddr, self.cfg.ike_port),
-            state: State::InitSent,
-            keys: None,
-            hs: Some(Box::new(Handshake {
-                dh: Some(DhPrivate::generate(group)),
-                ni: rand_nonce(),
-                nr: Vec::new(),
-                init_req: Vec::new(),
-                init_resp: Vec::new(),
-                cookie: None,
-                ke_retries: 0,
-                child_spi: 0,
-            })),
-            next_req_id: 0,
-            expect_req_id: 0,
-            pending: None,
-            queue: VecDeque::new(),
-            cached: None,
-            children: Vec::new(),
-            nat: false,
-            frag_ok: false,
-            frags: None,
-            created: now,
-            last_rx: now,
-            rekey_at: None,
-            expire_at: None,
-            iv_counter: 0,
-            scheduled: None,
-            remote_id: None,
-            half_open_key: None,
-        };
+        let mut sa = IkeSa::new(now, Some(pi), true, spi_i, 0, SocketAddr::new(laddr, self.cfg.ike_port), SocketAddr::new(raddr, self.cfg.ike_port), State::InitSent);
+        sa.hs = Some(Box::new(Handshake {
+            dh: Some(DhPrivate::generate(group)),
+            ni: rand_nonce(),
+            nr: Vec::new(),
+            init_req: Vec::new(),
+            init_resp: Vec::new(),
+            cookie: None,
+            ke_retries: 0,
+            child_spi: 0,
+        }));
         info!(peer = %peer_name, "initiating IKE_SA");
         self.send_init(now, &mut sa);
         self.put_back(sa);
@@ -1420,34 +1394,14 @@ impl Engine {
         let out = wire::emit_plain(hdr, &resp);
         self.send_raw(local, remote, &out);
         let keys = IkeKeys::initial(suite, &shared, ni, &nr, h.spi_i, spi_r);
-        let sa = IkeSa {
-            peer: None,
-            initiator: false,
-            spi_i: h.spi_i,
-            spi_r,
-            local,
-            remote,
-            state: State::InitDone,
-            keys: Some(keys),
-            hs: Some(Box::new(Handshake { dh: None, ni: ni.clone(), nr, init_req: b.to_vec(), init_resp: out.clone(), cookie: None, ke_retries: 0, child_spi: 0 })),
-            next_req_id: 0,
-            expect_req_id: 1,
-            pending: None,
-            queue: VecDeque::new(),
-            cached: Some(CachedResponse { msg_id: 0, datagrams: vec![out], until: now + self.cfg.response_cache_time }),
-            children: Vec::new(),
-            nat,
-            frag_ok,
-            frags: None,
-            created: now,
-            last_rx: now,
-            rekey_at: None,
-            expire_at: None,
-            iv_counter: 0,
-            scheduled: None,
-            remote_id: None,
-            half_open_key: Some((h.spi_i, remote)),
-        };
+        let mut sa = IkeSa::new(now, None, false, h.spi_i, spi_r, local, remote, State::InitDone);
+        sa.keys = Some(keys);
+        sa.hs = Some(Box::new(Handshake { dh: None, ni: ni.clone(), nr, init_req: b.to_vec(), init_resp: out.clone(), cookie: None, ke_retries: 0, child_spi: 0 }));
+        sa.expect_req_id = 1;
+        sa.cached = Some(CachedResponse { msg_id: 0, datagrams: vec![out], until: now + self.cfg.response_cache_time });
+        sa.nat = nat;
+        sa.frag_ok = frag_ok;
+        sa.half_open_key = Some((h.spi_i, remote));
         self.half_open.insert((h.spi_i, remote), spi_r);
         self.put_back(sa);
     }
@@ -1919,34 +1873,14 @@ impl Engine {
     fn rekeyed_sa(&mut self, now: Instant, old: &mut IkeSa, initiator: bool, spi_i: u64, spi_r: u64, keys: IkeKeys) -> IkeSa {
         let pi = old.peer.unwrap();
         let (rk, ex) = jittered(now, &self.peers[pi].ike_lifetime);
-        let new = IkeSa {
-            peer: old.peer,
-            initiator,
-            spi_i,
-            spi_r,
-            local: old.local,
-            remote: old.remote,
-            state: State::Established,
-            keys: Some(keys),
-            hs: None,
-            next_req_id: 0,
-            expect_req_id: 0,
-            pending: None,
-            queue: VecDeque::new(),
-            cached: None,
-            children: std::mem::take(&mut old.children),
-            nat: old.nat,
-            frag_ok: old.frag_ok,
-            frags: None,
-            created: now,
-            last_rx: now,
-            rekey_at: rk,
-            expire_at: Some(ex),
-            iv_counter: 0,
-            scheduled: None,
-            remote_id: old.remote_id.clone(),
-            half_open_key: None,
-        };
+        let mut new = IkeSa::new(now, old.peer, initiator, spi_i, spi_r, old.local, old.remote, State::Established);
+        new.keys = Some(keys);
+        new.children = std::mem::take(&mut old.children);
+        new.nat = old.nat;
+        new.frag_ok = old.frag_ok;
+        new.rekey_at = rk;
+        new.expire_at = Some(ex);
+        new.remote_id = old.remote_id.clone();
         old.state = State::Rekeyed;
         old.rekey_at = None;
         for c in &new.children {
@@ -2389,36 +2323,44 @@ impl Engine {
 }
 
 /// Placeholder left behind by `mem::replace` when an SA is consumed in a timer.
+impl IkeSa {
+    /// A new IKE_SA in `state` between `local` and `remote`: nothing sent, nothing pending.
+    #[allow(clippy::too_many_arguments)]
+    fn new(now: Instant, peer: Option<usize>, initiator: bool, spi_i: u64, spi_r: u64, local: SocketAddr, remote: SocketAddr, state: State) -> IkeSa {
+        IkeSa {
+            peer,
+            initiator,
+            spi_i,
+            spi_r,
+            local,
+            remote,
+            state,
+            keys: None,
+            hs: None,
+            next_req_id: 0,
+            expect_req_id: 0,
+            pending: None,
+            queue: VecDeque::new(),
+            cached: None,
+            children: Vec::new(),
+            nat: false,
+            frag_ok: false,
+            frags: None,
+            created: now,
+            last_rx: now,
+            rekey_at: None,
+            expire_at: None,
+            iv_counter: 0,
+            scheduled: None,
+            remote_id: None,
+            half_open_key: None,
+        }
+    }
+}
+
 fn dummy_sa(now: Instant) -> IkeSa {
     let a = SocketAddr::from(([0, 0, 0, 0], 0));
-    IkeSa {
-        peer: None,
-        initiator: false,
-        spi_i: 0,
-        spi_r: 0,
-        local: a,
-        remote: a,
-        state: State::Deleting,
-        keys: None,
-        hs: None,
-        next_req_id: 0,
-        expect_req_id: 0,
-        pending: None,
-        queue: VecDeque::new(),
-        cached: None,
-        children: Vec::new(),
-        nat: false,
-        frag_ok: false,
-        frags: None,
-        created: now,
-        last_rx: now,
-        rekey_at: None,
-        expire_at: None,
-        iv_counter: 0,
-        scheduled: None,
-        remote_id: None,
-        half_open_key: None,
-    }
+    IkeSa::new(now, None, false, 0, 0, a, a, State::Deleting)
 }
 
 /// Approximate heap + inline bytes held by one IKE_SA (for the memory budget test).
