@@ -65,6 +65,7 @@ pub struct Daemon {
     pub unserved: u64,
     dirty: bool,
     last_traffic_note: Instant,
+    last_keepalive: Instant,
     /// Peers to initiate again after a failed attempt: when, and the back-off after that.
     retry: std::collections::HashMap<String, (Instant, Duration)>,
 }
@@ -105,7 +106,7 @@ impl Daemon {
             started: now,
             unserved: 0,
             dirty: false,
-            last_traffic_note: now,
+            last_traffic_note: now, last_keepalive: now,
             retry: Default::default(),
         })
     }
@@ -182,6 +183,10 @@ impl Daemon {
         if self.ike.poll_timeout().is_some_and(|t| t <= now) {
             self.ike.handle_timeout(now);
         }
+        if now.duration_since(self.last_keepalive) >= NAT_KEEPALIVE {
+            self.last_keepalive = now;
+            self.nat_keepalives();
+        }
         if now.duration_since(self.last_traffic_note) >= Duration::from_secs(1) {
             self.last_traffic_note = now;
             for (spi, c) in &self.state.children {
@@ -237,20 +242,42 @@ impl Daemon {
         }
     }
 
+    /// RFC 3948 NAT keepalives (one 0xFF byte) on every path that carries ESP in UDP, so
+    /// that a NAT on the way keeps its mapping while the tunnel is quiet.
+    fn nat_keepalives(&mut self) {
+        let mut paths: Vec<(std::net::SocketAddr, std::net::SocketAddr)> = Vec::new();
+        for c in self.state.children.values() {
+            let p = c.out.sa.params();
+            if let (Some((l, r)), Some(e)) = (p.tunnel, p.encap) {
+                paths.push((std::net::SocketAddr::new(l, e.sport), std::net::SocketAddr::new(r, e.dport)));
+            }
+        }
+        paths.sort();
+        paths.dedup();
+        for (from, to) in paths {
+            self.send_udp(from, to, &[0xff]);
+        }
+    }
+
+    /// Sends one UDP datagram from the gateway: the first worker routes it (and runs it
+    /// through the SPD) with its own traffic.
+    fn send_udp(&mut self, from: std::net::SocketAddr, to: std::net::SocketAddr, payload: &[u8]) {
+        let Some(mut m) = self.gw.pool.alloc() else {
+            warn!(target: "control", "no mbuf for a datagram to {to}");
+            return;
+        };
+        if !ikeio::build(&mut m, from, to, payload) {
+            warn!(target: "control", len = payload.len(), "datagram to {to} does not fit a packet");
+            return;
+        }
+        if self.gw.shared[0].to_worker.push(m).is_err() {
+            warn!(target: "control", "worker queue full: datagram to {to} dropped");
+        }
+    }
+
     fn ike_transmit(&mut self) {
         while let Some(t) = self.ike.poll_transmit() {
-            let Some(mut m) = self.gw.pool.alloc() else {
-                warn!(target: "ike", "no mbuf for an IKE message");
-                continue;
-            };
-            if !ikeio::build(&mut m, t.local, t.remote, &t.bytes) {
-                warn!(target: "ike", len = t.bytes.len(), "IKE message does not fit a packet");
-                continue;
-            }
-            // The first worker routes it and sends it with its own traffic.
-            if self.gw.shared[0].to_worker.push(m).is_err() {
-                warn!(target: "ike", "worker queue full: IKE message dropped");
-            }
+            self.send_udp(t.local, t.remote, &t.bytes);
         }
     }
 
@@ -467,6 +494,8 @@ impl Handler for Daemon {
 }
 
 const CTL_TOKEN: usize = 1;
+/// RFC 3948 section 4: a keepalive every 20 seconds by default.
+const NAT_KEEPALIVE: Duration = Duration::from_secs(20);
 
 pub fn run(path: &Path) -> Result<(), String> {
     let cfg = Config::load(path).map_err(|e| e.to_string())?;

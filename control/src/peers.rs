@@ -72,11 +72,14 @@ pub fn ike_proposal(s: &str) -> Result<IkeProposal, String> {
     Ok(p)
 }
 
-/// `aes128gcm16-x25519`, `chacha20poly1305`, `aes256gcm16-esn`.
+/// `aes128gcm16-x25519`, `chacha20poly1305`, `aes256gcm16-esn`; `any` (or `any-x25519`):
+/// the IKE_SA's own cipher, as initiator; whatever we support, as responder.
 pub fn esp_proposal(s: &str) -> Result<EspProposal, String> {
     let mut p = EspProposal { algs: vec![], esn: false, dh: vec![] };
+    let mut any = false;
     for tok in s.split('-') {
         match tok {
+            "any" => any = true,
             "aes128gcm16" | "aes128gcm" => p.algs.push(EspAlg::AesGcm128),
             "aes256gcm16" | "aes256gcm" => p.algs.push(EspAlg::AesGcm256),
             "chacha20poly1305" => p.algs.push(EspAlg::ChaCha20Poly1305),
@@ -85,8 +88,8 @@ pub fn esp_proposal(s: &str) -> Result<EspProposal, String> {
             t => p.dh.push(dh(t).ok_or_else(|| format!("`{t}` in `{s}` is not an ESP algorithm Rampart knows"))?),
         }
     }
-    if p.algs.is_empty() {
-        return Err(format!("`{s}` names no ESP algorithm (aes128gcm16, aes256gcm16, chacha20poly1305)"));
+    if p.algs.is_empty() != any {
+        return Err(format!("`{s}` needs an ESP algorithm (aes128gcm16, aes256gcm16, chacha20poly1305) or `any`, not both"));
     }
     Ok(p)
 }
@@ -184,6 +187,8 @@ mod tests {
         let e = esp_proposal("chacha20poly1305-esn-ecp256").unwrap();
         assert_eq!((e.algs, e.esn, e.dh), (vec![EspAlg::ChaCha20Poly1305], true, vec![DhGroup::Ecp256]));
         assert!(esp_proposal("x25519").is_err());
+        assert!(esp_proposal("any-aes128gcm16").is_err());
+        assert!(esp_proposal("any-x25519").unwrap().algs.is_empty());
     }
 
     #[test]

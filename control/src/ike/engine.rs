@@ -850,10 +850,10 @@ impl Engine {
             });
         }
         if sa.state == State::Established {
-            info!(peer = %peer, spi_i = format_args!("{:016x}", sa.spi_i), spi_r = format_args!("{:016x}", sa.spi_r), ?reason, "IKE_SA down");
+            info!(target: "ike", peer = %peer, spi_i = format_args!("{:016x}", sa.spi_i), spi_r = format_args!("{:016x}", sa.spi_r), ?reason, "IKE_SA down");
             self.events.push_back(Event::IkeSaDown { peer, ike_spi_i: sa.spi_i, ike_spi_r: sa.spi_r, reason });
         } else if sa.peer.is_some() && sa.initiator && matches!(sa.state, State::InitSent | State::AuthSent) {
-            warn!(peer = %peer, ?reason, "IKE_SA setup failed");
+            warn!(target: "ike", peer = %peer, ?reason, "IKE_SA setup failed");
             self.events.push_back(Event::IkeSaDown { peer, ike_spi_i: sa.spi_i, ike_spi_r: sa.spi_r, reason });
         }
         self.drop_sa(sa);
@@ -907,7 +907,7 @@ impl Engine {
             ke_retries: 0,
             child_spi: 0,
         }));
-        info!(peer = %peer_name, "initiating IKE_SA");
+        info!(target: "ike", peer = %peer_name, "initiating IKE_SA");
         self.send_init(now, &mut sa);
         self.put_back(sa);
         true
@@ -1026,14 +1026,14 @@ impl Engine {
         }
         match established {
             Some(spi) => {
-                debug!(peer = %peer_name, %child, "acquire: creating CHILD_SA");
+                debug!(target: "ike", peer = %peer_name, %child, "acquire: creating CHILD_SA");
                 let mut sa = *self.sas.remove(&spi).unwrap();
                 self.start_create_child(now, &mut sa, ci, None);
                 self.put_back(sa);
                 true
             }
             None => {
-                debug!(peer = %peer_name, %child, "acquire: initiating IKE_SA");
+                debug!(target: "ike", peer = %peer_name, %child, "acquire: initiating IKE_SA");
                 self.initiate(now, peer_name)
             }
         }
@@ -1243,7 +1243,7 @@ impl Engine {
         sa.last_rx = now;
         if sa.nat || local.port() == self.cfg.natt_port {
             if (sa.remote != remote || sa.local != local) && sa.state == State::Established {
-                info!(peer = %self.peer_name(&sa), from = %sa.remote, to = %remote, "peer address changed");
+                info!(target: "ike", peer = %self.peer_name(&sa), from = %sa.remote, to = %remote, "peer address changed");
                 let children = sa.children.iter().map(|c| (c.spi_in, c.spi_out)).collect();
                 self.events.push_back(Event::PeerAddressChanged { peer: self.peer_name(&sa), ike_spi_i: sa.spi_i, ike_spi_r: sa.spi_r, local, remote, children });
             }
@@ -1346,7 +1346,7 @@ impl Engine {
         }
         let Some((num, suite, _)) = choice else {
             self.stats.no_proposal_chosen += 1;
-            debug!(%remote, "IKE_SA_INIT: no proposal chosen");
+            debug!(target: "ike", %remote, "IKE_SA_INIT: no proposal chosen");
             reply_plain(self, Notify::new(notify::NO_PROPOSAL_CHOSEN, vec![]));
             return;
         };
@@ -1418,7 +1418,7 @@ impl Engine {
             }
             hs.ke_retries += 1;
             hs.cookie = Some(c.data.clone());
-            debug!("IKE_SA_INIT: replaying cookie");
+            debug!(target: "ike", "IKE_SA_INIT: replaying cookie");
             self.send_init(now, &mut sa);
             self.put_back(sa);
             return;
@@ -1428,7 +1428,7 @@ impl Engine {
             let hs = sa.hs.as_mut().unwrap();
             match g {
                 Some(g) if hs.ke_retries < 3 && self.peers[pi].ike_proposals.iter().any(|p| p.dh.contains(&g)) => {
-                    debug!(group = ?g, "IKE_SA_INIT: INVALID_KE_PAYLOAD, retrying");
+                    debug!(target: "ike", group = ?g, "IKE_SA_INIT: INVALID_KE_PAYLOAD, retrying");
                     hs.ke_retries += 1;
                     hs.dh = Some(DhPrivate::generate(g));
                     self.send_init(now, &mut sa);
@@ -1439,7 +1439,7 @@ impl Engine {
             return;
         }
         if let Some(e) = msg.error_notify() {
-            warn!(peer = %self.peers[pi].name, notify = e, "IKE_SA_INIT rejected");
+            warn!(target: "ike", peer = %self.peers[pi].name, notify = e, "IKE_SA_INIT rejected");
             self.close_sa(sa, DownReason::Failed);
             return;
         }
@@ -1559,7 +1559,7 @@ impl Engine {
         });
         if !ok {
             self.stats.auth_failures += 1;
-            warn!(peer_id = %claimed.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "<unparsable>".into()), remote = %sa.remote, "IKE_AUTH: authentication failed");
+            warn!(target: "ike", peer_id = %claimed.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "<unparsable>".into()), remote = %sa.remote, "IKE_AUTH: authentication failed");
             self.events.push_back(Event::AuthFailed { peer_id: claimed, remote: sa.remote });
             self.respond(now, &mut sa, h.exchange, h.msg_id, &[Payload::Notify(Notify::new(notify::AUTHENTICATION_FAILED, vec![]))]);
             // Keep the SA only to answer retransmissions; it expires as half-open.
@@ -1589,7 +1589,7 @@ impl Engine {
         sa.rekey_at = rk;
         sa.expire_at = Some(ex);
         self.stats.ike_sa_established += 1;
-        info!(peer = %p.name, remote = %sa.remote, id = %claimed.as_ref().unwrap(), "IKE_SA established (responder)");
+        info!(target: "ike", peer = %p.name, remote = %sa.remote, id = %claimed.as_ref().unwrap(), "IKE_SA established (responder)");
         self.events.push_back(Event::IkeSaUp { peer: p.name.clone(), ike_spi_i: sa.spi_i, ike_spi_r: sa.spi_r, local: sa.local, remote: sa.remote, remote_id: claimed.unwrap() });
         let mut up = None;
         if let Some(props) = msg.sa() {
@@ -1709,7 +1709,7 @@ impl Engine {
         let (inb, outb) = if we_initiated { (r2i, i2r) } else { (i2r, r2i) };
         let peer = self.peer_name(sa);
         let child = self.child_name(sa, c.cfg);
-        info!(peer = %peer, child = %child, spi_in = format_args!("{:08x}", c.spi_in), spi_out = format_args!("{:08x}", c.spi_out), alg = ?c.alg, "CHILD_SA up");
+        info!(target: "ike", peer = %peer, child = %child, spi_in = format_args!("{:08x}", c.spi_in), spi_out = format_args!("{:08x}", c.spi_out), alg = ?c.alg, "CHILD_SA up");
         Event::ChildSaUp(Box::new(ChildSaUp {
             peer,
             child,
@@ -1761,7 +1761,7 @@ impl Engine {
             if sa.state == State::Rekeyed {
                 self.drop_sa(sa);
             } else {
-                info!(peer = %peer, "IKE_SA deleted by peer");
+                info!(target: "ike", peer = %peer, "IKE_SA deleted by peer");
                 self.close_sa(sa, reason);
             }
             return;
@@ -1899,7 +1899,7 @@ impl Engine {
         if mine_min < col.min_nonce.as_slice() {
             // Ours is redundant. Its CHILD_SAs already sit on the peer's new IKE_SA, and the
             // peer deletes the old one; nothing was announced for ours, so no event.
-            info!(peer = %peer, "IKE_SA rekey collision lost: deleting our redundant IKE_SA");
+            info!(target: "ike", peer = %peer, "IKE_SA rekey collision lost: deleting our redundant IKE_SA");
             new.state = State::Deleting;
             new.rekey_at = None;
             self.request(now, &mut new, exchange::INFORMATIONAL, vec![Payload::Delete { protocol: proto::IKE, spis: vec![] }], ReqKind::DeleteIke);
@@ -1908,7 +1908,7 @@ impl Engine {
             self.put_back(new);
             return;
         }
-        info!(peer = %peer, "IKE_SA rekey collision won");
+        info!(target: "ike", peer = %peer, "IKE_SA rekey collision won");
         // Take the CHILD_SAs back from the peer's (redundant) IKE_SA; the peer deletes that
         // one, which we keep only to answer its Delete.
         if let Some(mut theirs) = self.sas.remove(&col.peer_sa).map(|b| *b) {
@@ -1933,7 +1933,7 @@ impl Engine {
 
     fn finish_ike_rekey(&mut self, old: IkeSa, new: IkeSa) {
         let peer = self.peer_name(&old);
-        info!(peer = %peer, "IKE_SA rekeyed");
+        info!(target: "ike", peer = %peer, "IKE_SA rekeyed");
         self.events.push_back(Event::IkeSaRekeyed { peer, old: (old.spi_i, old.spi_r), new: (new.spi_i, new.spi_r) });
         self.put_back(old);
         self.put_back(new);
@@ -1951,7 +1951,7 @@ impl Engine {
                 if let Some(iv) = sa.peer.and_then(|pi| self.peers[pi].dpd_interval) {
                     let stale: Vec<u32> = sa.children.iter().filter(|c| !c.replaced && !c.rekeying && c.traffic.is_some_and(|(_, t)| now.duration_since(t) >= iv)).map(|c| c.spi_in).collect();
                     for s in stale {
-                        debug!(spi = format_args!("{s:08x}"), "no ESP on CHILD_SA while IKE answers: rekeying");
+                        debug!(target: "ike", spi = format_args!("{s:08x}"), "no ESP on CHILD_SA while IKE answers: rekeying");
                         if let Some(c) = sa.children.iter_mut().find(|c| c.spi_in == s) {
                             c.traffic = Some((c.traffic.unwrap().0, now));
                         }
@@ -2015,7 +2015,7 @@ impl Engine {
         let p = &self.peers[pi];
         if msg.notify(notify::AUTHENTICATION_FAILED).is_some() {
             self.stats.auth_failures += 1;
-            warn!(peer = %p.name, peer_id = %p.remote_id, "peer rejected our authentication");
+            warn!(target: "ike", peer = %p.name, peer_id = %p.remote_id, "peer rejected our authentication");
             self.events.push_back(Event::AuthFailed { peer_id: Some(p.remote_id.clone()), remote: sa.remote });
             self.close_sa(sa, DownReason::Failed);
             return;
@@ -2037,7 +2037,7 @@ impl Engine {
         if !ok {
             self.stats.auth_failures += 1;
             let claimed = idr.and_then(|(t, d)| Identity::from_wire(t, &d));
-            warn!(peer = %p.name, peer_id = %claimed.as_ref().map(|c| c.to_string()).unwrap_or_default(), "IKE_AUTH response failed authentication");
+            warn!(target: "ike", peer = %p.name, peer_id = %claimed.as_ref().map(|c| c.to_string()).unwrap_or_default(), "IKE_AUTH response failed authentication");
             self.events.push_back(Event::AuthFailed { peer_id: claimed, remote: sa.remote });
             // Tell the peer (RFC 7296 2.21.2) and close.
             sa.state = State::Deleting;
@@ -2056,7 +2056,7 @@ impl Engine {
         sa.expire_at = Some(ex);
         sa.keys.as_mut().unwrap().drop_auth_keys();
         self.stats.ike_sa_established += 1;
-        info!(peer = %p.name, remote = %sa.remote, "IKE_SA established (initiator)");
+        info!(target: "ike", peer = %p.name, remote = %sa.remote, "IKE_SA established (initiator)");
         self.events.push_back(Event::IkeSaUp { peer: p.name.clone(), ike_spi_i: sa.spi_i, ike_spi_r: sa.spi_r, local: sa.local, remote: sa.remote, remote_id: p.remote_id.clone() });
         let hs = sa.hs.take().unwrap();
         let nchildren = p.children.len();
@@ -2065,7 +2065,7 @@ impl Engine {
             if let Err(n) = res {
                 self.child_index.remove(&hs.child_spi);
                 let peer = self.peer_name(&sa);
-                warn!(peer = %peer, notify = n, "first CHILD_SA not created");
+                warn!(target: "ike", peer = %peer, notify = n, "first CHILD_SA not created");
                 self.events.push_back(Event::ChildSaFailed { peer, child: self.child_name(&sa, 0), notify: n });
             }
         }
@@ -2145,13 +2145,13 @@ impl Engine {
                     // redundant; its creator deletes it.
                     let mine_min = if nonce < nr { &nonce } else { &nr };
                     if mine_min < &col.min_nonce {
-                        info!(peer = %peer, "CHILD_SA rekey collision lost: deleting our redundant SA");
+                        info!(target: "ike", peer = %peer, "CHILD_SA rekey collision lost: deleting our redundant SA");
                         let i = sa.children.iter().position(|c| c.spi_in == spi).unwrap();
                         sa.children[i].replaced = true;
                         self.request(now, sa, exchange::INFORMATIONAL, vec![Payload::Delete { protocol: proto::ESP, spis: vec![spi] }], ReqKind::DeleteChild { spis: vec![spi] });
                         return;
                     }
-                    info!(peer = %peer, "CHILD_SA rekey collision won");
+                    info!(target: "ike", peer = %peer, "CHILD_SA rekey collision won");
                 }
                 self.request(now, sa, exchange::INFORMATIONAL, vec![Payload::Delete { protocol: proto::ESP, spis: vec![old] }], ReqKind::DeleteChild { spis: vec![old] });
             }
@@ -2166,7 +2166,7 @@ impl Engine {
                         }
                     }
                 }
-                warn!(peer = %peer, notify = n, "CREATE_CHILD_SA failed");
+                warn!(target: "ike", peer = %peer, notify = n, "CREATE_CHILD_SA failed");
                 self.events.push_back(Event::ChildSaFailed { peer, child: self.child_name(sa, cfg), notify: n });
             }
         }
@@ -2176,7 +2176,7 @@ impl Engine {
         let pi = sa.peer.unwrap();
         let peer = self.peer_name(sa);
         let fail = |eng: &mut Engine, sa: &mut IkeSa, why: &str| {
-            warn!(peer = %peer, why, "IKE_SA rekey failed");
+            warn!(target: "ike", peer = %peer, why, "IKE_SA rekey failed");
             sa.rekey_at = Some(now + Duration::from_secs(10));
             let _ = eng;
             None
@@ -2259,7 +2259,7 @@ impl Engine {
             return true;
         }
         if sa.expire_at.is_some_and(|e| e <= now) {
-            info!(peer = %self.peer_name(sa), "IKE_SA hard lifetime reached");
+            info!(target: "ike", peer = %self.peer_name(sa), "IKE_SA hard lifetime reached");
             sa.expire_at = None;
             self.delete_ike(now, sa, DownReason::Expired);
             return true;
@@ -2310,7 +2310,7 @@ impl Engine {
         let pi = sa.peer;
         let established = sa.state == State::Established;
         self.stats.dead_peers += 1;
-        warn!(peer = %self.peer_name(&sa), state = ?sa.state, "peer not responding");
+        warn!(target: "ike", peer = %self.peer_name(&sa), state = ?sa.state, "peer not responding");
         self.close_sa(sa, if established { DownReason::DeadPeer } else { DownReason::Failed });
         if let Some(pi) = pi {
             let p = &self.peers[pi];
