@@ -66,6 +66,16 @@ if [ "${NAT:-0}" = 1 ]; then
   ip netns exec ss-nat cat /proc/net/nf_conntrack 2>/dev/null | grep -E "dport=(500|4500)" | head -4 || true
   grep -q "remote=198.51.100.1:2" "$LOG/rampart.log" || { echo "FAIL: Rampart did not see the peer behind the NAT's mapped port"; rc=1; }
 fi
+if [ "${REKEY_DURING:-0}" = 1 ] && [ $rc = 0 ]; then
+  SOCK=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["control"]["socket"])' "$CONFIG")
+  python3 scripts/transfer.py --server-ns ss-right --client-ns ss-left --addr 10.2.0.1 --port 9100 --mb 40 >"$LOG/transfer.out" 2>&1 &
+  tp=$!
+  sleep 0.3
+  "$BIN" ctl --socket "$SOCK" rekey left --child net
+  sleep 0.3
+  "$BIN" ctl --socket "$SOCK" rekey left --ike
+  if wait $tp; then echo "rekeys during a transfer: $(tail -1 "$LOG/transfer.out")"; else echo "FAIL: the transfer across the rekeys broke"; cat "$LOG/transfer.out"; rc=1; fi
+fi
 if [ "${LIVENESS:-0}" = 1 ] && [ $rc = 0 ]; then
   # strongSwan dies without a word; Rampart must find out by itself.
   t0=$(date +%s)

@@ -40,8 +40,11 @@ fn strongswan_interop() {
     };
     let dir = dir.to_string_lossy().into_owned();
     let quick = [("INTEROP_DIR", dir.as_str()), ("IPERF", "no"), ("RUNS", "1"), ("TRANSFER_MB", "4")];
-    // strongSwan initiates; then Rampart does.
-    run("configs/interop/strongswan-right.json", &quick);
+    // strongSwan initiates (and Rampart rekeys the CHILD_SA and the IKE_SA in the middle of
+    // a transfer); then Rampart initiates.
+    let mut env = quick.to_vec();
+    env.push(("REKEY_DURING", "1"));
+    run("configs/interop/strongswan-right.json", &env);
     let mut env = quick.to_vec();
     env.push(("INITIATE", "no"));
     run("configs/interop/strongswan-right-initiator.json", &env);
@@ -49,11 +52,16 @@ fn strongswan_interop() {
     let mut env = quick.to_vec();
     env.extend([("NAT", "1"), ("LIVENESS", "1")]);
     run("configs/interop/strongswan-right-nat.json", &env);
-    // Each PSK proposal set of strongswan-pair.sh's matrix, against one Rampart config.
+    // Each PSK proposal set of strongswan-pair.sh's matrix, and the other groups and ciphers
+    // both sides have (ecp384, modp3072, ChaCha20-Poly1305, AES-CBC with HMAC for IKE),
+    // against one Rampart config that lists them all.
     for (ike, esp) in [
         ("aes256gcm16-prfsha384-x25519", "aes256gcm16-x25519"),
         ("aes128gcm16-prfsha256-modp2048", "aes128gcm16-modp2048"),
         ("aes256gcm16-prfsha256-ecp256", "aes256gcm16-ecp256"),
+        ("aes256gcm16-prfsha512-ecp384", "chacha20poly1305-ecp384"),
+        ("aes256-sha256-modp3072", "aes128gcm16-modp3072"),
+        ("aes128-sha512-x25519", "aes128gcm16-x25519"),
     ] {
         let mut env = quick.to_vec();
         env.extend([("IKE_PROPOSALS", ike), ("ESP_PROPOSALS", esp)]);
