@@ -397,9 +397,15 @@ impl Daemon {
         let children: Vec<Value> = self
             .state
             .children
-            .values()
-            .map(|c| {
+            .iter()
+            .map(|(spi, c)| {
                 let (i, o) = (c.inn.sa.stats(), c.out.sa.stats());
+                let now = Instant::now();
+                let secs = |t: Instant| t.saturating_duration_since(now).as_secs();
+                let (rekey_in, expires_in) = match self.ike.child_lifetime(*spi) {
+                    Some((r, e)) => (r.map(secs), Some(secs(e))),
+                    None => (None, None),
+                };
                 let ts = |v: &[rampart_dataplane::spd::Selector]| v.iter().map(|s| format!("{}=>{}", s.src, s.dst)).collect::<Vec<_>>().join(",");
                 json!({
                     "peer": c.peer, "child": c.child,
@@ -408,6 +414,7 @@ impl Daemon {
                     "encap": c.inn.sa.params().encap.is_some(),
                     "ts": ts(&c.out_sel),
                     "in_packets": i.packets, "in_bytes": i.bytes, "out_packets": o.packets, "out_bytes": o.bytes,
+                    "rekey_in_s": rekey_in, "expires_in_s": expires_in,
                 })
             })
             .collect();

@@ -122,6 +122,9 @@ fn cli_with_ike_peers() {
     assert_eq!(v["ike_sas"].as_array().unwrap().len(), 1, "{v}");
     let child = &v["child_sas"][0];
     assert_eq!((child["peer"].as_str(), child["child"].as_str()), (Some("gw2"), Some("net")), "{v}");
+    // Lifetimes: the defaults rekey within the hour and expire after that.
+    let (rekey, expires) = (child["rekey_in_s"].as_u64().unwrap(), child["expires_in_s"].as_u64().unwrap());
+    assert!(rekey > 0 && rekey <= expires && expires <= 3600 + 600, "{v}");
     let text = bed.ctl_ok(1, &["list-sas"]);
     assert!(text.contains("child_sas:") && text.contains("gw2") && text.contains(child["spi_in"].as_str().unwrap()), "{text}");
     assert_eq!(bed.child_spis(2).len(), 1);

@@ -645,6 +645,13 @@ impl Engine {
             .collect()
     }
 
+    /// When the CHILD_SA with this inbound SPI rekeys (if it does) and when it expires.
+    pub fn child_lifetime(&self, inbound_spi: u32) -> Option<(Option<Instant>, Instant)> {
+        let key = self.child_index.get(&inbound_spi)?;
+        let sa = self.sas.get(key)?;
+        sa.children.iter().find(|c| c.spi_in == inbound_spi).map(|c| (c.rekey_at, c.expire_at))
+    }
+
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
