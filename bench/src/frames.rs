@@ -5,7 +5,7 @@ use dpdk_sys::Mbuf;
 use std::net::Ipv4Addr;
 
 pub fn ipv4_checksum(h: &[u8]) -> u16 {
-    let mut s: u32 = h.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1].min(0xff)]))).sum();
+    let mut s: u32 = h.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
     }

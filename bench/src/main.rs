@@ -221,7 +221,7 @@ fn run(mut a: Args) -> Result<(), String> {
     stats.measuring.store(false, Relaxed);
     stats.stop.store(true, Relaxed);
     let hist = gen.map(|h| h.join().expect("traffic thread"));
-    let begin = begin.unwrap_or_else(|| last);
+    let begin = begin.unwrap_or(last);
     gw.stop();
 
     let dt = end.at.duration_since(begin.at).as_secs_f64();

@@ -64,7 +64,7 @@ pub fn policies(cfg: &Config) -> (Vec<Policy>, Vec<usize>) {
         }];
         if p.src == "any" && p.dst == "any" {
             let v6 = Prefix::new(IpAddr::from([0u16; 8]), 0);
-            sels.push(Selector { src: v6, dst: v6, ..sels[0].clone() });
+            sels.push(Selector { src: v6, dst: v6, ..sels[0] });
         }
         for sel in sels {
             out.push(Policy {

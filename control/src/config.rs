@@ -497,7 +497,7 @@ fn unique<'a>(names: impl Iterator<Item = &'a str>, list: &str, field: &str) -> 
 
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
     let s = s.strip_prefix("0x").unwrap_or(s);
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("hex string of odd length".into());
     }
     (0..s.len())

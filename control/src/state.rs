@@ -44,8 +44,11 @@ pub struct State {
     macs: Arc<Vec<Mac>>,
     pub neighbors: Arc<Neighbors>,
     /// The SPD and its outbound SAs, rebuilt only when policies or SAs change.
-    spd: Option<(Arc<Spd>, Vec<Option<Arc<SaEntry>>>)>,
+    spd: Option<(Arc<Spd>, OutSas)>,
 }
+
+/// For each SPD policy index, the outbound SA of a PROTECT policy.
+type OutSas = Vec<Option<Arc<SaEntry>>>;
 
 fn entry(name: String, params: SaParams, selectors: Vec<Selector>, workers: usize) -> Result<Arc<SaEntry>, String> {
     let sa = Sa::new(params).map_err(|e| e.to_string())?;

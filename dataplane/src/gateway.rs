@@ -88,7 +88,7 @@ impl Gateway {
             let worker = Worker::new(
                 id,
                 self.ports.clone(),
-                self.pool.clone(),
+                self.pool,
                 self.shared[id].clone(),
                 reader,
                 self.stop.clone(),

@@ -112,7 +112,7 @@ pub fn neighbor_advert(l3: &mut [u8], mac: Mac) -> bool {
     if src.is_unspecified() || target_len != icmpv6::ND_LEN + 8 {
         return false;
     }
-    let Ok(target) = icmpv6::Packet::new_checked(&ip.payload()[..]).map(|p| p.target_addr()) else { return false };
+    let Ok(target) = icmpv6::Packet::new_checked(ip.payload()).map(|p| p.target_addr()) else { return false };
     let Some(target) = target else { return false };
     ip.set_src_addr(target);
     ip.set_dst_addr(src);

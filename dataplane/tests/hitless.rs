@@ -55,7 +55,7 @@ fn params(spi: u32, key: &[u8], replay_window: u32) -> SaParams {
 
 /// The outbound SA object number `k`: SPI A for even k, B for odd, sequence numbers from its own range.
 fn out_sa(k: u64) -> Arc<SaEntry> {
-    let (spi, key) = if k % 2 == 0 { (SPI_A, &KEY_A) } else { (SPI_B, &KEY_B) };
+    let (spi, key) = if k.is_multiple_of(2) { (SPI_A, &KEY_A) } else { (SPI_B, &KEY_B) };
     let sa = Sa::new(params(spi, key, 0)).expect("sa");
     sa.advance_seq((k << SEQ_SHIFT) + 1).expect("seq");
     Arc::new(SaEntry { name: format!("out{k}"), sa, selectors: vec![], drops: SaDrops::new(1) })
@@ -236,7 +236,7 @@ fn table_swaps_under_load_lose_nothing() {
         next_k += 1;
         let publisher = gw.publisher();
         let mut next = Tables { out_sa: vec![Some(sa)], ..publisher.current().clone() };
-        if swaps % 16 == 0 {
+        if swaps.is_multiple_of(16) {
             next.spd = Arc::new(spd());
             next.spd_gen += 1;
             spd_bumps += 1;
@@ -305,7 +305,7 @@ fn check(
     let spi = u32::from_be_bytes(d[34..38].try_into().unwrap());
     let seq = u64::from(u32::from_be_bytes(d[38..42].try_into().unwrap()));
     let k = seq >> SEQ_SHIFT;
-    let expect_spi = if k % 2 == 0 { SPI_A } else { SPI_B };
+    let expect_spi = if k.is_multiple_of(2) { SPI_A } else { SPI_B };
     if spi != expect_spi {
         return Err(format!("packet {id}: seq {seq} is SA object {k}'s but SPI is {spi:#x}"));
     }

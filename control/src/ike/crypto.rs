@@ -287,7 +287,7 @@ impl IkeKeys {
             if !ct_eq(&icv[..icv_len], &msg[icv_at..end]) {
                 return Err(CryptoError::Integrity);
             }
-            if body.len() % 16 != 0 {
+            if !body.len().is_multiple_of(16) {
                 return Err(CryptoError::Malformed);
             }
             let iv: [u8; 16] = msg[iv_at..iv_at + 16].try_into().unwrap();
