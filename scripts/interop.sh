@@ -2,8 +2,9 @@
 # Rampart against strongSwan in network namespaces (the testbed of ../shared/interop/):
 # strongSwan runs in ss-left, Rampart takes the ss-right side on DPDK af_packet ports.
 #   scripts/interop.sh [CONFIG] [-- strongswan-pair.sh test arguments via env]
-# Env: INTEROP_DIR (default ../shared/interop), INITIATE=yes|no (who starts: strongSwan or
-# Rampart, which then needs a config with "start_action": "start"), IKE_PROPOSALS/ESP_PROPOSALS
+# Env: INTEROP_DIR (default ../shared/interop), INITIATE=yes|no (who starts: strongSwan, or
+# Rampart: at start-up when the config says "start_action": "start", else on demand through
+# `rampart ctl initiate left`), IKE_PROPOSALS/ESP_PROPOSALS
 # (passed to strongSwan), KEEP=1 leaves the testbed up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +60,12 @@ for _ in $(seq 1 50); do ip -n ss-right link show ipsec0 >/dev/null 2>&1 && brea
 # The tunnel MTU, as strongSwan sets it for its own ipsec0: room for ESP in a 1500-byte WAN.
 ip -n ss-right link set ipsec0 mtu 1400 up
 ip -n ss-right route replace 10.1.0.0/24 via 10.2.0.254 dev ipsec0 onlink src 10.2.0.1
+SOCK=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["control"]["socket"])' "$CONFIG")
+START=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["peers"][0].get("start_action", "none"))' "$CONFIG")
+if [ "${INITIATE:-yes}" = no ] && [ "$START" != start ]; then
+  # Rampart initiates on demand, as an operator would: `rampart ctl initiate`.
+  ( sleep 1; "$BIN" ctl --socket "$SOCK" initiate left ) &
+fi
 rc=0
 bash "$PAIR" test || rc=$?
 if [ "${NAT:-0}" = 1 ]; then
@@ -67,7 +74,6 @@ if [ "${NAT:-0}" = 1 ]; then
   grep -q "remote=198.51.100.1:2" "$LOG/rampart.log" || { echo "FAIL: Rampart did not see the peer behind the NAT's mapped port"; rc=1; }
 fi
 if [ "${REKEY_DURING:-0}" = 1 ] && [ $rc = 0 ]; then
-  SOCK=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["control"]["socket"])' "$CONFIG")
   python3 scripts/transfer.py --server-ns ss-right --client-ns ss-left --addr 10.2.0.1 --port 9100 --mb 40 >"$LOG/transfer.out" 2>&1 &
   tp=$!
   sleep 0.3

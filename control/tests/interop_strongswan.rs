@@ -45,8 +45,11 @@ fn strongswan_interop() {
     let mut env = quick.to_vec();
     env.push(("REKEY_DURING", "1"));
     run("configs/interop/strongswan-right.json", &env);
+    // Rampart initiating: with the same config, on demand (`rampart ctl initiate`); and at
+    // start-up with a config that says so.
     let mut env = quick.to_vec();
     env.push(("INITIATE", "no"));
+    run("configs/interop/strongswan-right.json", &env);
     run("configs/interop/strongswan-right-initiator.json", &env);
     // Through a masquerading NAT (ports remapped), then strongSwan dies without a word.
     let mut env = quick.to_vec();
