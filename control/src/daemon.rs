@@ -61,8 +61,6 @@ pub struct Daemon {
     pub state: State,
     pub ike: Engine,
     pub started: Instant,
-    /// Packets for the gateway that no local service takes.
-    pub unserved: u64,
     dirty: bool,
     last_traffic_note: Instant,
     last_keepalive: Instant,
@@ -104,7 +102,6 @@ impl Daemon {
             state,
             ike,
             started: now,
-            unserved: 0,
             dirty: false,
             last_traffic_note: now, last_keepalive: now,
             retry: Default::default(),
@@ -219,7 +216,6 @@ impl Daemon {
                             self.ike.handle_datagram(now, local, remote, payload);
                         }
                         _ => {
-                            self.unserved += 1;
                             debug!(target: "dataplane", port, len = mbuf.len(), "packet for the gateway with no local service");
                         }
                     },

@@ -414,18 +414,16 @@ impl Path {
                 continue;
             }
             // Delivered only if the inner packet is one this SA may carry (RFC 4301 5.2).
-            let allowed = match (IpView::parse(m.data()), FlowKey::extract(m.data())) {
-                (Ok(ip), Ok(k)) => ip.hop_limit() > 1 && sa.selectors.iter().any(|s| s.matches(&k)),
-                _ => false,
+            let (hops, dst) = match (IpView::parse(m.data()), FlowKey::extract(m.data())) {
+                (Ok(ip), Ok(k)) if sa.selectors.iter().any(|s| s.matches(&k)) => (ip.hop_limit(), k.dst()),
+                _ => {
+                    sa.drops.add(self.id, DropReason::PolicyMismatch);
+                    self.drop(DropReason::PolicyMismatch, 1);
+                    continue;
+                }
             };
-            if !allowed {
-                sa.drops.add(self.id, DropReason::PolicyMismatch);
-                self.drop(DropReason::PolicyMismatch, 1);
-                continue;
-            }
             self.shared.counters.decrypted.add(1);
-            let for_us = IpView::parse(m.data()).is_ok_and(|ip| t.locals.is_local(ip.dst()));
-            if for_us {
+            if t.locals.is_local(dst) {
                 // A ping to the gateway through the tunnel: answered like any other, and the
                 // answer goes back through the SPD, so into the tunnel.
                 match self.local(t, u16::MAX, &mut m) {
@@ -433,6 +431,10 @@ impl Path {
                     Class::Drop(r) => self.drop(r, 1),
                     _ => self.shared.counters.local.add(1),
                 }
+                continue;
+            }
+            if hops <= 1 {
+                self.drop(DropReason::TtlExceeded, 1);
                 continue;
             }
             ip::decrement_ttl(m.data_mut());

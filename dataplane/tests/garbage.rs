@@ -51,7 +51,7 @@ fn frame(r: &mut Rng) -> Vec<u8> {
             f[20..22].copy_from_slice(&[0, 0]); // not a fragment
             f[26..30].copy_from_slice(&PEER.octets());
             f[30..34].copy_from_slice(&LOCAL.octets());
-            if r.next() % 2 == 0 {
+            if r.next().is_multiple_of(2) {
                 f[23] = 50;
                 f[34..38].copy_from_slice(&0x2002u32.to_be_bytes());
             } else {
@@ -127,5 +127,5 @@ fn random_frames_are_all_counted_and_the_worker_carries_on() {
 }
 
 fn ring_backlog(bed: &RingBed) -> usize {
-    bed.lan_rx.count() as usize + bed.wan_rx.count() as usize
+    bed.lan_rx.count() + bed.wan_rx.count()
 }

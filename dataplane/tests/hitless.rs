@@ -12,15 +12,13 @@
 //!
 //! EAL starts once per process: this file holds one test.
 
-use dpdk_sys::{Mbuf, Ring};
+use dpdk_sys::Mbuf;
 use rampart_dataplane::counters::SaDrops;
 use rampart_dataplane::crypto::AeadAlg;
 use rampart_dataplane::esp::{Lifetime, Mode, Sa, SaParams};
-use rampart_dataplane::gateway::{Gateway, GatewaySpec};
-use rampart_dataplane::l3::{LocalAddr, Locals, Neighbors, Routes};
 use rampart_dataplane::spd::{Action, Direction, Policy, Prefix, Selector, Spd};
 use rampart_dataplane::tables::{SaEntry, SpiMap, Tables};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -29,8 +27,6 @@ const SPI_A: u32 = 0x0000_1001;
 const SPI_B: u32 = 0x0000_2002;
 const KEY_A: [u8; 20] = [0x11; 20];
 const KEY_B: [u8; 20] = [0x22; 20];
-const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 /// Sa object k starts sending at sequence number (k << SEQ_SHIFT) + 1.
 const SEQ_SHIFT: u32 = 16;
 /// Packets in flight at most (generator to sink): far below every ring and queue size, so
@@ -113,56 +109,21 @@ struct SinkLog {
     errors: Vec<String>,
 }
 
+mod common;
+use common::{RingBed, LOCAL, PEER};
+
 #[test]
 fn table_swaps_under_load_lose_nothing() {
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let worker_core = cores.last().map_or(0, |c| c.id);
-    let spec = GatewaySpec {
-        eal_args: ["--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--no-telemetry", "-l", "0"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(["--file-prefix".to_string(), format!("hitless-{}", std::process::id())])
-            .collect(),
-        ports: vec![],
-        cores: vec![worker_core],
-        mbufs: 8191,
-        idle_sleep: Duration::ZERO,
-    };
-    let mut gw = Gateway::open(spec).expect("gateway");
-
-    // Two ring ports, opened as Gateway::open opens ports (one queue pair per worker).
-    let lan_rx = Ring::new("hl_lan_rx", 4096).unwrap();
-    let lan_tx = Ring::new("hl_lan_tx", 4096).unwrap();
-    let wan_rx = Ring::new("hl_wan_rx", 4096).unwrap();
-    let wan_tx = Ring::new("hl_wan_tx", 4096).unwrap();
-    for (name, rx, tx) in [("hl_lan", &lan_rx, &lan_tx), ("hl_wan", &wan_rx, &wan_tx)] {
-        let port = dpdk_sys::Port::from_rings(name, &[rx], &[tx]).expect("ring port");
-        gw.attach(port).expect("attach");
-    }
-
-    let locals = vec![
-        LocalAddr { port: 0, addr: IpAddr::V4(Ipv4Addr::new(10, 1, 0, 254)), prefix_len: 16 },
-        LocalAddr { port: 1, addr: IpAddr::V4(LOCAL), prefix_len: 24 },
-    ];
-    let routes = Routes::new(&locals, vec![]);
-    let mut neighbors = Neighbors::default();
-    neighbors.learn(1, IpAddr::V4(PEER), [2, 0, 0, 0, 0, 0xcc]);
+    let mut bed = RingBed::open("hitless");
     let mut next_k = 0u64;
     let mut weaks: Vec<Weak<SaEntry>> = Vec::new();
     let first = out_sa(next_k);
     weaks.push(Arc::downgrade(&first));
     next_k += 1;
-    let tables = Tables {
-        spd_gen: 1,
-        spd: Arc::new(spd()),
-        default_action: Action::Discard,
-        out_sa: vec![Some(first)],
-        sad_in: SpiMap::default(),
-        routes: Arc::new(routes),
-        neighbors: Arc::new(neighbors),
-        locals: Arc::new(Locals::new(locals)),
-        macs: Arc::new(gw.macs()),
-    };
+    let tables = bed.tables(1, spd(), &first, SpiMap::default());
+    drop(first); // the tables hold it now, and its Weak must see it go
+    let (lan_rx, wan_tx) = (bed.lan_rx, bed.wan_tx);
+    let gw = &mut bed.gw;
     gw.start(tables).expect("start");
     let counters = gw.shared[0].clone();
 

@@ -98,9 +98,7 @@ impl RingBed {
     pub fn put(&self, ring: &Ring, frame: &[u8]) {
         let mut m = self.gw.pool.alloc().expect("mbuf");
         m.append(frame.len() as u16).expect("room").copy_from_slice(frame);
-        while ring.enqueue_burst(&mut [Some(m)]) == 0 {
-            unreachable!("ring full");
-        }
+        assert_eq!(ring.enqueue_burst(&mut [Some(m)]), 1, "ring full");
     }
 
     /// Takes what a TX ring holds; returns how many frames there were.
