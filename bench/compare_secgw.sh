@@ -1,55 +1,81 @@
 #!/usr/bin/env bash
-# DPDK ipsec-secgw against `bench --ports`, same input, same sink, one worker each:
-#   outbound: net_pcap (plain_N.pcap, infinite_rx) -> encrypt -> net_null
-# ipsec-secgw is built and its pcaps written by the anchors' prepare_secgw.sh (reused, not
-# copied); its rate is read over telemetry with the anchors' ethdev_rate.py, as run_secgw.sh
-# does (its legacy lookaside path on crypto_aesni_mb). Prints both Mpps and the ratio.
+# DPDK ipsec-secgw against `bench --ports`, same harness, one worker lcore each, in one run:
+#   encrypt: net_pcap (plain_N.pcap, infinite_rx) -> gateway -> net_null
+#   decrypt: net_pcap (ESP of plain_N.pcap, infinite_rx) -> gateway -> net_null
+# ipsec-secgw runs its fastest path (librte_ipsec `-l` with cpu-crypto on crypto_aesni_mb,
+# the anchors' esp-cpu.cfg); it is built and its plaintext pcaps written by the anchors'
+# prepare_secgw.sh (reused, not copied), its ESP input is its own output captured in a finite
+# run, and its rate is read over telemetry with the anchors' ethdev_rate.py (median of NWIN
+# windows of WIN s). Rampart's ESP input is written by `bench --write-pcap` from the same
+# frame sizes. Prints both Mpps and the ratio.
 #
-#   bench/compare_secgw.sh            # sizes 64 512 1420
-#   SIZES="64" WIN=1 NWIN=3 bench/compare_secgw.sh
+#   bench/compare_secgw.sh                       # sizes 64 512 1420, both directions
+#   SIZES="64" DIRS="encrypt" WIN=1 NWIN=3 bench/compare_secgw.sh
+#   MEM="-m 1024" bench/compare_secgw.sh         # hugepages (mounted and reserved first)
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
-ANCHORS="${ANCHORS:-/work/shared/anchors}"
+ANCHORS="${ANCHORS:-$ROOT/../shared/anchors}"
 APP=/tmp/ipsec-secgw/build/ipsec-secgw
 W=/tmp/secgw-run
 SIZES="${SIZES:-64 512 1420}"
+DIRS="${DIRS:-encrypt decrypt}"
 WIN="${WIN:-2}"
 NWIN="${NWIN:-5}"
 DURATION="${DURATION:-10}"
 read -r -a MEMARGS <<< "${MEM:---no-huge -m 1024}"
 BENCH="${BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/bench}"
+BENCH_MEM=(--no-huge); [[ "${MEM:-}" == *--no-huge* || -z "${MEM:-}" ]] || BENCH_MEM=(--hugepages)
 
+if [ ! -d /usr/share/dpdk/examples/ipsec-secgw ]; then
+  echo "ipsec-secgw's source comes with Debian's dpdk-doc: apt-get install dpdk-doc"; exit 1
+fi
 if [ ! -x "$APP" ] || [ ! -f "$W/plain_64.pcap" ]; then
   echo "== building ipsec-secgw (prepare_secgw.sh)"
-  bash "$ANCHORS/prepare_secgw.sh" || { echo "prepare_secgw.sh failed"; exit 1; }
+  bash "$ANCHORS/prepare_secgw.sh" > /dev/null || { echo "prepare_secgw.sh failed"; exit 1; }
 fi
 if [ ! -x "$BENCH" ]; then
   echo "== building bench"
   (cd "$ROOT" && cargo build --release -p rampart-bench --bin bench) || exit 1
 fi
+EAL=(-l 0,1 "${MEMARGS[@]}" --no-pci --file-prefix secgw --vdev crypto_aesni_mb0)
+APPARGS=(-p 0x3 -P -u 0x2 --config "(0,0,1),(1,0,1)" -l -f "$ANCHORS/secgw/esp-cpu.cfg")
 
-secgw_mpps() { # size -> median tx Mpps on port 1
-  local s=$1 P=$W/plain_$1.pcap log=$W/compare_secgw_$1.txt pid res
-  taskset -c 0,1 timeout -s INT 90 "$APP" -l 0,1 "${MEMARGS[@]}" --no-pci --file-prefix secgw \
-    --vdev crypto_aesni_mb0 --vdev "net_pcap0,rx_pcap=$P,rx_pcap=$P,infinite_rx=1" --vdev "net_null1,no-rx=1" -- \
-    -p 0x3 -P -u 0x2 --config "(0,0,1),(1,0,1)" -f "$ANCHORS/secgw/esp.cfg" > "$log" 2>&1 &
+secgw_mpps() { # dir size -> median tx Mpps of the output port
+  local d=$1 s=$2 P=$W/plain_$2.pcap E=$W/esp_cpu_$2.pcap log=$W/compare_secgw_$1_$2.txt v0 v1 rx tx pid res
+  if [ "$d" = encrypt ]; then
+    v0="net_pcap0,rx_pcap=$P,rx_pcap=$P,infinite_rx=1"; v1="net_null1,no-rx=1"; rx=0; tx=1
+  else
+    if [ ! -s "$E" ]; then # its own ESP output, from a finite run
+      timeout -s INT 6 taskset -c 0,1 "$APP" "${EAL[@]}" --vdev "net_pcap0,rx_pcap=$P,rx_pcap=$P" \
+        --vdev "net_pcap1,tx_pcap=/dev/null,tx_pcap=$E" -- "${APPARGS[@]}" > "$W/compare_secgw_capture_$s.txt" 2>&1
+    fi
+    v0="net_null0,no-rx=1"; v1="net_pcap1,rx_pcap=$E,rx_pcap=$E,infinite_rx=1"; rx=1; tx=0
+  fi
+  taskset -c 0,1 timeout -s INT 90 "$APP" "${EAL[@]}" --vdev "$v0" --vdev "$v1" -- "${APPARGS[@]}" > "$log" 2>&1 &
   pid=$!
-  res=$(taskset -c 0 python3 "$ANCHORS/ethdev_rate.py" secgw 0 1 "$WIN" "$NWIN" 1 | tail -1)
+  res=$(taskset -c 0 python3 "$ANCHORS/ethdev_rate.py" secgw "$rx" "$tx" "$WIN" "$NWIN" 1 | tail -1)
   kill -INT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
   echo "$res" | tr ' ' '\n' | awk -F= '$1=="tx_mpps"{print $2}'
 }
 
-bench_mpps() { # size -> Mpps
-  local s=$1 P=$W/plain_$1.pcap
-  "$BENCH" --pps --json --size "$s" --duration "$DURATION" \
-    --ports "net_pcap0,rx_pcap=$P,infinite_rx=1" "net_null1,no-rx=1" 2> "$W/compare_bench_$s.txt" \
-    | tail -1 | python3 -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["mpps"])'
+bench_mpps() { # dir size -> Mpps
+  local d=$1 s=$2 P=$W/plain_$2.pcap E=$W/rampart_esp_$2.pcap ports
+  if [ "$d" = encrypt ]; then
+    ports=("net_pcap0,rx_pcap=$P,infinite_rx=1" "net_null1,no-rx=1")
+  else
+    "$BENCH" --pps --direction decrypt --size "$s" --write-pcap "$E" "${BENCH_MEM[@]}" > "$W/compare_bench_pcap_$s.txt" 2>&1 || return
+    ports=("net_null0,no-rx=1" "net_pcap1,rx_pcap=$E,infinite_rx=1")
+  fi
+  "$BENCH" --pps --json --direction "$d" --size "$s" --duration "$DURATION" "${BENCH_MEM[@]}" --ports "${ports[@]}" \
+    2> "$W/compare_bench_${d}_$s.txt" | tail -1 | python3 -c 'import json,sys; j=json.load(sys.stdin); print("%.3f %s" % (j["mpps"], j["engine"].split(" (")[0]))'
 }
 
-printf '%-6s %14s %14s %8s\n' size "secgw Mpps" "rampart Mpps" ratio
-for s in $SIZES; do
-  a=$(secgw_mpps "$s"); b=$(bench_mpps "$s")
-  r=$(python3 -c "import sys; a,b=sys.argv[1:]; print('%.2f' % (float(b)/float(a)) if a and b and float(a)>0 else 'n/a')" "${a:-0}" "${b:-0}")
-  printf '%-6s %14s %14s %8s\n' "$s" "${a:-fail}" "${b:-fail}" "$r"
+printf '%-8s %-6s %12s %14s %7s  %s\n' direction size "secgw Mpps" "rampart Mpps" ratio "rampart engine"
+for d in $DIRS; do
+  for s in $SIZES; do
+    a=$(secgw_mpps "$d" "$s"); read -r b eng <<< "$(bench_mpps "$d" "$s")"
+    r=$(python3 -c "import sys; a,b=sys.argv[1:]; print('%.2f' % (float(b)/float(a)) if float(a)>0 and float(b)>0 else 'n/a')" "${a:-0}" "${b:-0}")
+    printf '%-8s %-6s %12s %14s %7s  %s\n' "$d" "$s" "${a:-fail}" "${b:-fail}" "$r" "${eng:-}"
+  done
 done

@@ -1,5 +1,6 @@
 //! Command-line options of `bench --pps` (hand-parsed: a dozen flags need no parser crate).
 
+use rampart_dataplane::crypto::Engine;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,13 @@ impl Size {
     }
 }
 
+/// `--rate`: a fixed offered load, or half of the saturated rate (found first, in the run).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rate {
+    Pps(f64),
+    Half,
+}
+
 #[derive(Clone, Debug)]
 pub struct Args {
     pub size: Size,
@@ -51,9 +59,18 @@ pub struct Args {
     pub flows: usize,
     pub policies: usize,
     pub duration: Duration,
-    pub engine: String,
+    /// Selected with `crypto::select_engine` before any table is built.
+    pub engine: Engine,
     pub hugepages: bool,
+    /// Paced offered load (ring ports only); None: as fast as the worker takes frames.
+    pub rate: Option<Rate>,
+    /// SA replacements a second while measuring.
+    pub rekeys: u64,
+    /// Flow cache entries per worker; 0: off.
+    pub flow_cache: usize,
     pub ports: Vec<String>,
+    /// Write the input frames (plaintext, or ESP for decrypt) to this pcap and exit.
+    pub write_pcap: Option<String>,
     pub json: bool,
     pub warmup: Duration,
 }
@@ -67,11 +84,18 @@ usage: bench --pps [options]
   --flows N              distinct 5-tuples; default 256
   --policies N           SPD entries (at least --sas); default = --sas
   --duration S           seconds measured (after 1 s of warm-up); default 5
-  --engine E             crypto engine: soft (ring); default soft
+  --engine E             crypto engine: auto | soft (ring) | ipsec-mb (intel-ipsec-mb AES-GCM); default auto
+  --rate R|half           offered load in Mpps, or half of the saturated rate (measured first);
+                         default: as fast as the worker takes frames. Latency is meaningful paced
+  --rekeys N             replace N SAs a second while measuring (outbound: new SPI; inbound:
+                         fresh entry, same SPI); the run reports frames lost
+  --flow-cache N         flow cache entries per worker (default 65536; 0: off, SPD every packet)
   --hugepages | --no-huge  EAL memory (default --no-huge)
   --ports DEV DEV        run against two devices (port 0 protected, port 1 unprotected), e.g.
                          'net_pcap0,rx_pcap=plain_64.pcap,infinite_rx=1' 'net_null1,no-rx=1';
                          rates from the output port's counters, no latency
+  --write-pcap FILE      write the frames this run would send (ESP for decrypt) to a pcap, for
+                         `--ports 'net_pcap...,rx_pcap=FILE,infinite_rx=1'`, and exit
   --json                 one JSON object instead of the table
 ";
 
@@ -84,9 +108,13 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
         flows: 256,
         policies: 0,
         duration: Duration::from_secs(5),
-        engine: "soft".into(),
+        engine: Engine::Auto,
         hugepages: false,
+        rate: None,
+        rekeys: 0,
+        flow_cache: 65536,
         ports: vec![],
+        write_pcap: None,
         json: false,
         warmup: Duration::from_secs(1),
     };
@@ -135,11 +163,19 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
                 a.warmup = Duration::from_secs_f64(s.max(0.0));
             }
             "--engine" => {
-                a.engine = it.next().ok_or("--engine needs a value")?.clone();
-                if a.engine != "soft" {
-                    return Err(format!("--engine {}: the engines are: soft (ring)", a.engine));
-                }
+                a.engine = it.next().ok_or("--engine needs a value")?.parse().map_err(|e| format!("--engine: {e}"))?;
             }
+            "--rate" => {
+                let v = it.next().ok_or("--rate needs a value")?;
+                a.rate = Some(if v == "half" {
+                    Rate::Half
+                } else {
+                    let m: f64 = v.parse().map_err(|_| "--rate: Mpps or half")?;
+                    Rate::Pps(m * 1e6)
+                });
+            }
+            "--rekeys" => a.rekeys = num(it.next(), "--rekeys")? as u64,
+            "--flow-cache" => a.flow_cache = num(it.next(), "--flow-cache")?,
             "--hugepages" => a.hugepages = true,
             "--no-huge" => a.hugepages = false,
             "--ports" => {
@@ -150,12 +186,16 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
                     return Err("--ports takes two devargs: protected, unprotected".into());
                 }
             }
+            "--write-pcap" => a.write_pcap = Some(it.next().ok_or("--write-pcap needs a file")?.clone()),
             "--json" => a.json = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option {other}")),
         }
     }
     a.policies = a.policies.max(a.sas);
+    if !a.ports.is_empty() && (a.rate.is_some() || a.rekeys > 0) {
+        return Err("--rate and --rekeys need the generator: ring ports only".into());
+    }
     if a.direction == Direction::Both && !a.ports.is_empty() {
         return Err("--direction both runs on ring ports only".into());
     }

@@ -56,3 +56,21 @@ pub fn to_mbuf(pool: &dpdk_sys::Mempool, bytes: &[u8]) -> Option<Mbuf> {
     m.append(bytes.len() as u16)?.copy_from_slice(bytes);
     Some(m)
 }
+
+/// Writes Ethernet frames as a classic pcap file (microsecond stamps, all zero).
+pub fn write_pcap(path: &str, frames: &[Vec<u8>]) -> std::io::Result<()> {
+    let mut out = Vec::with_capacity(24 + frames.iter().map(|f| 16 + f.len()).sum::<usize>());
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    for w in [0u32, 0, 65535, 1] {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    for f in frames {
+        for w in [0u32, 0, f.len() as u32, f.len() as u32] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(f);
+    }
+    std::fs::write(path, out)
+}

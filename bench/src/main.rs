@@ -60,6 +60,8 @@ fn new_ring(name: String) -> Result<Ring, String> {
 }
 
 fn run(mut a: Args) -> Result<(), String> {
+    // Before any SA is built: the tables, the peer's SAs that seal the decrypt frames, rekeys.
+    let engine = rampart_dataplane::crypto::select_engine(a.engine).map_err(|e| format!("--engine {}: {e}", a.engine))?;
     if a.direction == Direction::Both {
         a.workers = 2; // one encrypts, the other decrypts what the first sent
     }
@@ -78,6 +80,7 @@ fn run(mut a: Args) -> Result<(), String> {
     spec.eal_args.push("--no-pci".into());
     spec.idle_sleep = Duration::ZERO;
     spec.mbufs = 32767;
+    spec.flow_cache = a.flow_cache;
     if ring_mode {
         spec.ports.clear();
     }
@@ -105,10 +108,10 @@ fn run(mut a: Args) -> Result<(), String> {
     let table_secs = built.elapsed().as_secs_f64();
     let mem_per_sa = rss().saturating_sub(rss0) as f64 / a.sas as f64;
 
-    // The frames: one per flow (at most 4096 templates), plaintext or sealed by the peer.
+    // The frames: one per flow (at most 2^20 templates), plaintext or sealed by the peer.
     let lan_mac = gw.macs()[0];
     let wan_mac = gw.macs()[1];
-    let ntemplates = a.flows.min(4096).max(match a.size {
+    let ntemplates = a.flows.min(1 << 20).max(match a.size {
         args::Size::Imix => 12,
         _ => 1,
     });
@@ -143,6 +146,12 @@ fn run(mut a: Args) -> Result<(), String> {
         }
     }
 
+    if let Some(path) = &a.write_pcap {
+        let frames = if a.direction == Direction::Decrypt { &esp_frames } else { &plain };
+        frames::write_pcap(path, frames).map_err(|e| format!("{path}: {e}"))?;
+        println!("wrote {} frames to {path}", frames.len());
+        return Ok(());
+    }
     gw.start(tables).map_err(|e| e.to_string())?;
 
     // Where frames go in and come out.
@@ -190,12 +199,37 @@ fn run(mut a: Args) -> Result<(), String> {
         per_worker: gw.shared.iter().map(|w| w.counters.tx_packets.get()).collect(),
         drops: drops_of(&gw.shared),
     };
+    // Latency below saturation: find the saturated rate first, then pace at half of it.
+    let mut paced_mpps = None;
+    if let Some(rate) = a.rate {
+        let pps = match rate {
+            args::Rate::Pps(p) => p,
+            args::Rate::Half => {
+                std::thread::sleep(a.warmup);
+                let s0 = snap(&gw, &stats);
+                std::thread::sleep(Duration::from_millis(1500));
+                let s1 = snap(&gw, &stats);
+                let max = (s1.out - s0.out) as f64 / s1.at.duration_since(s0.at).as_secs_f64();
+                if !a.json {
+                    println!("saturated at {:.3} Mpps; pacing at half of it", max / 1e6);
+                }
+                max / 2.0
+            }
+        };
+        stats.rate_pps.store(pps as u64, Relaxed);
+        paced_mpps = Some(pps / 1e6);
+    }
+    let mut rekey = Rekeyer::new(&a, &cfg);
     let started = Instant::now();
     let mut last = snap(&gw, &stats);
     let mut begin: Option<Snapshot> = None;
     let total = a.warmup + a.duration;
+    let tick = if a.rekeys > 0 { Duration::from_millis(1) } else { Duration::from_millis(200) };
     while started.elapsed() < total {
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(tick);
+        if begin.is_some() {
+            rekey.catch_up(&mut gw)?;
+        }
         gw.publisher().reclaim();
         if begin.is_none() && started.elapsed() >= a.warmup {
             stats.measuring.store(true, Relaxed);
@@ -219,8 +253,13 @@ fn run(mut a: Args) -> Result<(), String> {
     }
     let end = snap(&gw, &stats);
     stats.measuring.store(false, Relaxed);
+    // Stop sending, let what is in flight come out, then count what went missing.
+    stats.stop_sending.store(true, Relaxed);
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, received) = (stats.sent.load(Relaxed), stats.received.load(Relaxed));
     stats.stop.store(true, Relaxed);
     let hist = gen.map(|h| h.join().expect("traffic thread"));
+    let lost = ring_mode.then(|| sent.saturating_sub(received));
     let begin = begin.unwrap_or(last);
     gw.stop();
 
@@ -242,7 +281,6 @@ fn run(mut a: Args) -> Result<(), String> {
     let lat = hist.as_ref().filter(|h| !h.is_empty()).map(|h| {
         (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999), h.max())
     });
-    let engine = "soft (ring 0.17 AES-128-GCM)";
     if a.json {
         let j = serde_json::json!({
             "direction": a.direction.name(), "size": a.size.label(), "workers": a.workers, "sas": a.sas,
@@ -254,6 +292,7 @@ fn run(mut a: Args) -> Result<(), String> {
             "drops": drops.iter().map(|(n, c)| (n.to_string(), serde_json::json!(c))).collect::<serde_json::Map<_, _>>(),
             "latency_ns": lat.map(|(p50, p99, p999, max)| serde_json::json!({"p50": p50, "p99": p99, "p99_9": p999, "max": max})),
             "memory_per_sa_bytes": mem_per_sa, "table_build_s": table_secs,
+            "paced_mpps": paced_mpps, "sa_replacements": rekey.done, "sent": ring_mode.then_some(sent), "lost": lost,
         });
         println!("{j}");
     } else {
@@ -269,6 +308,15 @@ fn run(mut a: Args) -> Result<(), String> {
             println!("{:<24} {:.3} Mpps", format!("worker {i}"), w);
         }
         println!("{:<24} {}", "drops", if drops.is_empty() { "none".into() } else { drops.iter().map(|(n, c)| format!("{n}={c}")).collect::<Vec<_>>().join(" ") });
+        if let Some(lost) = lost {
+            println!("{:<24} {lost} of {sent} sent (whole run, warm-up included)", "lost");
+        }
+        if let Some(p) = paced_mpps {
+            println!("{:<24} {p:.3} Mpps offered", "paced");
+        }
+        if rekey.done > 0 {
+            println!("{:<24} {} ({:.0}/s while measuring)", "SA replacements", rekey.done, rekey.done as f64 / dt);
+        }
         match lat {
             Some((p50, p99, p999, max)) => println!("{:<24} p50 {:.1} us  p99 {:.1} us  p99.9 {:.1} us  max {:.1} us", "latency", p50 as f64 / 1e3, p99 as f64 / 1e3, p999 as f64 / 1e3, max as f64 / 1e3),
             None => println!("{:<24} n/a (device ports)", "latency"),
@@ -276,6 +324,69 @@ fn run(mut a: Args) -> Result<(), String> {
         println!("{:<24} {:.0} B (RSS growth {:.1} MB / {} SAs; tables built in {:.2} s)", "memory per SA", mem_per_sa, mem_per_sa * a.sas as f64 / 1e6, a.sas, table_secs);
     }
     Ok(())
+}
+
+/// Replaces SAs at `--rekeys` a second while the bench runs, through the same publisher as
+/// the control thread: encrypt replaces a tunnel's outbound SA with a new one (a new SPI, as
+/// a rekey does), decrypt replaces its inbound SA with a fresh entry for the same SPI and key
+/// (the generator keeps sending that SPI). Nothing may be lost meanwhile.
+struct Rekeyer {
+    per_sec: u64,
+    direction: Direction,
+    params: Vec<rampart_dataplane::esp::SaParams>,
+    workers: usize,
+    started: Option<Instant>,
+    done: u64,
+}
+
+impl Rekeyer {
+    fn new(a: &Args, cfg: &rampart_control::config::Config) -> Rekeyer {
+        let want = if a.direction == Direction::Decrypt { "i" } else { "o" };
+        let params = cfg
+            .sas
+            .iter()
+            .filter(|s| s.name.starts_with(want))
+            .take(a.sas.min(1024))
+            .filter_map(|s| rampart_control::build::sa_params(s).ok())
+            .collect();
+        Rekeyer { per_sec: a.rekeys, direction: a.direction, params, workers: a.workers, started: None, done: 0 }
+    }
+
+    /// Does the replacements due by now.
+    fn catch_up(&mut self, gw: &mut Gateway) -> Result<(), String> {
+        if self.per_sec == 0 || self.params.is_empty() {
+            return Ok(());
+        }
+        let started = *self.started.get_or_insert_with(Instant::now);
+        let due = (started.elapsed().as_secs_f64() * self.per_sec as f64) as u64;
+        while self.done < due {
+            let i = self.done as usize % self.params.len();
+            let mut p = self.params[i].clone();
+            let mut t = gw.publisher().current().clone();
+            match self.direction {
+                Direction::Decrypt => {
+                    let old = t.sad_in.get(&p.spi).ok_or("rekey: inbound SA missing")?;
+                    let e = self.entry(&old.name, p.clone(), old.selectors.clone())?;
+                    t.sad_in.insert(p.spi, e);
+                }
+                _ => {
+                    let name = format!("o{i}");
+                    let j = t.out_sa.iter().position(|s| s.as_ref().is_some_and(|s| s.name == name));
+                    let j = j.ok_or("rekey: outbound SA missing")?;
+                    p.spi = scenario::SPI_BASE + 0x1000_0000 + self.done as u32;
+                    t.out_sa[j] = Some(self.entry(&name, p, vec![])?);
+                }
+            }
+            gw.publisher().publish(t);
+            self.done += 1;
+        }
+        Ok(())
+    }
+
+    fn entry(&self, name: &str, p: rampart_dataplane::esp::SaParams, selectors: Vec<rampart_dataplane::spd::Selector>) -> Result<Arc<rampart_dataplane::tables::SaEntry>, String> {
+        let sa = rampart_dataplane::esp::Sa::new(p).map_err(|e| e.to_string())?;
+        Ok(Arc::new(rampart_dataplane::tables::SaEntry { name: name.to_string(), sa, selectors, drops: rampart_dataplane::counters::SaDrops::new(self.workers) }))
+    }
 }
 
 /// ESP payload bytes for an inner IP packet of `ip_len` bytes: what AES-GCM encrypts

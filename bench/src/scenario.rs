@@ -104,7 +104,8 @@ pub fn neighbors() -> Neighbors {
 /// The peer's outbound SA for tunnel i, made from the same config entry: it seals the ESP
 /// frames that `--direction decrypt` feeds in.
 pub fn peer_sa(cfg: &Config, i: usize) -> Result<Sa, String> {
-    let s = cfg.sas.iter().find(|s| s.name == format!("o{i}")).ok_or("no such SA")?;
+    // `config_json` writes tunnel i's outbound SA at 2i.
+    let s = cfg.sas.get(2 * i).filter(|s| s.name == format!("o{i}")).ok_or("no such SA")?;
     let p: SaParams = rampart_control::build::sa_params(s)?;
     Sa::new(p).map_err(|e| e.to_string())
 }

@@ -2,7 +2,8 @@
 //! generator fills mbufs from pre-built frames (one memcpy, a timestamp in the mbuf's user
 //! field) and keeps each injection ring topped up; the sink drains the output rings, records
 //! latency from the timestamps and returns the mbufs to the pool, from whose per-lcore cache
-//! the generator takes them again.
+//! the generator takes them again. Open loop: as fast as the worker takes frames, or paced
+//! to a set rate (`rate_pps`) for latency below saturation.
 
 use dpdk_sys::{Mbuf, Mempool, Ring};
 use hdrhistogram::Histogram;
@@ -17,6 +18,10 @@ const TOP_UP: usize = 4096;
 #[derive(Default)]
 pub struct TrafficStats {
     pub stop: AtomicBool,
+    /// Set first when stopping: no more frames are sent, what is in flight is still drained.
+    pub stop_sending: AtomicBool,
+    /// Frames a second to send, all injection rings together; 0 for as fast as they are taken.
+    pub rate_pps: AtomicU64,
     /// Set by the main thread for the measured window; the sink records latency only then.
     pub measuring: AtomicBool,
     pub sent: AtomicU64,
@@ -48,13 +53,29 @@ impl Traffic {
         let mut next = 0usize;
         let (mut sent, mut recv, mut bytes) = (0u64, 0u64, 0u64);
         let mut burst: [Option<Mbuf>; 32] = Default::default();
+        let hz = dpdk_sys::tsc_hz() as f64;
+        // Pacing: frames allowed = rate * time since the rate was set, less those sent since.
+        let (mut paced_rate, mut paced_from, mut paced_sent) = (0u64, 0u64, 0u64);
         while !self.stats.stop.load(Relaxed) {
+            let rate = self.stats.rate_pps.load(Relaxed);
+            if rate != paced_rate {
+                (paced_rate, paced_from, paced_sent) = (rate, dpdk_sys::rdtsc(), 0);
+            }
             for r in &self.inject {
-                if r.count() >= TOP_UP || !self.pool.alloc_bulk(&mut burst) {
+                if self.stats.stop_sending.load(Relaxed) || r.count() >= TOP_UP {
+                    continue;
+                }
+                let want = if paced_rate == 0 {
+                    burst.len()
+                } else {
+                    let due = (dpdk_sys::rdtsc().wrapping_sub(paced_from) as f64 / hz * paced_rate as f64) as u64;
+                    (due.saturating_sub(paced_sent) as usize).min(burst.len())
+                };
+                if want == 0 || !self.pool.alloc_bulk(&mut burst[..want]) {
                     continue;
                 }
                 let now = dpdk_sys::rdtsc();
-                for m in burst.iter_mut().flatten() {
+                for m in burst[..want].iter_mut().flatten() {
                     let f = &self.frames[next];
                     next = if next + 1 == self.frames.len() { 0 } else { next + 1 };
                     if let Some(d) = m.append(f.len() as u16) {
@@ -62,9 +83,10 @@ impl Traffic {
                     }
                     m.set_user(now);
                 }
-                let n = r.enqueue_burst(&mut burst);
+                let n = r.enqueue_burst(&mut burst[..want]);
                 sent += n as u64;
-                Mbuf::free_bulk(&mut burst[n..]);
+                paced_sent += n as u64;
+                Mbuf::free_bulk(&mut burst[n..want]);
             }
             let measuring = self.stats.measuring.load(Relaxed);
             if measuring && !was_measuring {

@@ -2,7 +2,7 @@
 //! policies, manual SAs, peers and logging. Every error names the field and the file.
 
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,15 @@ pub struct Config {
     /// without pause, as a dedicated core should; a shared machine or a test bed may want 50.
     #[serde(default)]
     pub idle_sleep_us: u64,
+    /// Flow cache entries per worker (64 bytes each, rounded up to a power of two); 0 turns
+    /// the cache off, so that every packet is looked up in the SPD.
+    #[serde(default = "default_flow_cache")]
+    pub flow_cache_entries: usize,
+    /// The ESP crypto engine, picked once at start: `auto` (the default: intel-ipsec-mb for
+    /// AES-GCM where it is built in and the CPU has AES-NI, else ring), `soft` (ring) or
+    /// `ipsec-mb` (refused at start where it cannot run).
+    #[serde(default)]
+    pub crypto_engine: CryptoEngineConfig,
     pub ports: Vec<PortConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -50,6 +59,10 @@ pub struct Config {
 pub struct KeyExportConfig {
     /// Directory for `esp_sa` and `ikev2_decryption_table` (created, mode 0700, if missing).
     pub dir: PathBuf,
+}
+
+fn default_flow_cache() -> usize {
+    65536
 }
 
 fn default_cores() -> Vec<usize> {
@@ -127,6 +140,28 @@ fn default_priority() -> u32 {
 }
 fn any_prefix() -> String {
     "any".into()
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+pub enum CryptoEngineConfig {
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "soft")]
+    Soft,
+    #[serde(rename = "ipsec-mb")]
+    IpsecMb,
+}
+
+impl CryptoEngineConfig {
+    pub fn engine(self) -> rampart_dataplane::crypto::Engine {
+        use rampart_dataplane::crypto::Engine;
+        match self {
+            CryptoEngineConfig::Auto => Engine::Auto,
+            CryptoEngineConfig::Soft => Engine::Soft,
+            CryptoEngineConfig::IpsecMb => Engine::IpsecMb,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -416,6 +451,9 @@ impl Config {
                 return e("key_export.dir".into(), "must be an absolute path".into());
             }
         }
+        if self.flow_cache_entries > 1 << 24 {
+            return e("flow_cache_entries".into(), "at most 16777216 (1 GiB per worker)".into());
+        }
         unique(self.sas.iter().map(|s| s.name.as_str()), "sas", "name")?;
         let mut spis = HashSet::new();
         for (i, s) in self.sas.iter().enumerate() {
@@ -446,6 +484,7 @@ impl Config {
             }
         }
         unique(self.policies.iter().map(|p| p.name.as_str()), "policies", "name")?;
+        let sa_by_name: HashMap<&str, &SaConfig> = self.sas.iter().map(|s| (s.name.as_str(), s)).collect();
         for (i, p) in self.policies.iter().enumerate() {
             let f = |n: &str| format!("policies[{i}].{n}");
             parse_prefix(&p.src).map_err(|m| (f("src"), m))?;
@@ -457,7 +496,7 @@ impl Config {
             }
             match (p.action, &p.sa) {
                 (ActionConfig::Protect, Some(name)) => {
-                    let sa = self.sas.iter().find(|s| &s.name == name).ok_or_else(|| (f("sa"), format!("no SA named `{name}`")))?;
+                    let sa = sa_by_name.get(name.as_str()).ok_or_else(|| (f("sa"), format!("no SA named `{name}`")))?;
                     if sa.direction != p.direction {
                         return e(f("sa"), format!("SA `{name}` is {}, the policy is {}", dir_word(sa.direction), dir_word(p.direction)));
                     }
@@ -471,9 +510,9 @@ impl Config {
         for (i, p) in self.peers.iter().enumerate() {
             crate::peers::peer(p).map_err(|(f, m)| (format!("peers[{i}].{f}"), m))?;
         }
+        let used: HashSet<&str> = self.policies.iter().filter_map(|p| p.sa.as_deref()).collect();
         for (i, s) in self.sas.iter().enumerate() {
-            let used = self.policies.iter().any(|p| p.sa.as_deref() == Some(&s.name));
-            if s.direction == DirectionConfig::Inbound && !used {
+            if s.direction == DirectionConfig::Inbound && !used.contains(s.name.as_str()) {
                 return e(format!("sas[{i}]"), format!("inbound SA `{}` is named by no inbound protect policy, so nothing it carries could be delivered", s.name));
             }
         }

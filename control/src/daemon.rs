@@ -10,6 +10,7 @@ use crate::state::State;
 use crate::{ikeio, peers, report};
 use mio::{Events, Poll, Token};
 use serde_json::{json, Value};
+use rampart_dataplane::crypto;
 use rampart_dataplane::gateway::{Gateway, GatewaySpec};
 use rampart_dataplane::worker::ToControl;
 use crate::keys::KeyExport;
@@ -46,6 +47,7 @@ pub fn spec(cfg: &Config) -> GatewaySpec {
         cores: cfg.cores.clone(),
         mbufs: 16383,
         idle_sleep: Duration::from_micros(cfg.idle_sleep_us),
+        flow_cache: cfg.flow_cache_entries,
     }
 }
 
@@ -77,6 +79,14 @@ impl Daemon {
             Some(k) => Some(KeyExport::open(&k.dir).map_err(|e| format!("{}: {e}", file.display()))?),
             None => None,
         };
+        // Before any SA is built (keys stay on the engine they were made with), and before
+        // the EAL starts, so that an engine this machine cannot run stops nothing half-way.
+        let asked = cfg.crypto_engine.engine();
+        let engine = crypto::select_engine(asked).map_err(|e| format!("{}: crypto_engine: {e}", file.display()))?;
+        match crypto::resolve(crypto::Engine::IpsecMb) {
+            Err(why) if asked == crypto::Engine::Auto => info!(target: "dataplane", asked = asked.as_str(), engine, "crypto engine ({why})"),
+            _ => info!(target: "dataplane", asked = asked.as_str(), engine, "crypto engine"),
+        }
         let mut gw = Gateway::open(spec(&cfg)).map_err(|e| e.to_string())?;
         let mut state = State::new(&cfg, gw.macs(), cfg.cores.len()).map_err(named)?;
         state.set_raw(&raw);
@@ -118,7 +128,7 @@ impl Daemon {
         let cfg = Config::load(&file).map_err(|e| e.to_string())?;
         let raw: Value = serde_json::from_str(&std::fs::read_to_string(&file).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
         // What the running dataplane and sockets were built from cannot change in place.
-        for f in ["cores", "eal", "idle_sleep_us", "ports", "control", "metrics", "key_export"] {
+        for f in ["cores", "eal", "idle_sleep_us", "crypto_engine", "ports", "control", "metrics", "key_export"] {
             if raw.get(f) != self.raw.get(f) {
                 return Err(format!("{}: {f}: changed; this needs a restart, not a reload", file.display()));
             }

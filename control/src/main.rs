@@ -22,8 +22,11 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => config_arg(&args[1..]).and_then(|p| daemon::run(&p)),
         Some("check") => config_arg(&args[1..]).and_then(|p| {
-            Config::load(&p).map_err(|e| e.to_string())?;
-            println!("{}: ok", p.display());
+            let cfg = Config::load(&p).map_err(|e| e.to_string())?;
+            // The one setting that depends on this machine rather than the file.
+            let engine = rampart_dataplane::crypto::resolve(cfg.crypto_engine.engine())
+                .map_err(|e| format!("{}: crypto_engine: {e}", p.display()))?;
+            println!("{}: ok (crypto engine here: {})", p.display(), engine.name());
             Ok(())
         }),
         Some("ctl") => rampart_control::ctl::client::run(std::path::Path::new(rampart_control::ctl::DEFAULT_SOCKET), &args[1..]),

@@ -55,13 +55,14 @@ fn entry(name: String, params: SaParams, selectors: Vec<Selector>, workers: usiz
     Ok(Arc::new(SaEntry { name, sa, selectors, drops: SaDrops::new(workers) }))
 }
 
-/// The JSON a manual SA is compared by on reload (the key included).
-fn sa_json(raw: &serde_json::Value, name: &str) -> String {
+/// The JSON each manual SA is compared by on reload (the key included), by name.
+fn sa_jsons(raw: &serde_json::Value) -> HashMap<&str, String> {
     raw.get("sas")
         .and_then(|v| v.as_array())
-        .and_then(|a| a.iter().find(|s| s.get("name").and_then(|n| n.as_str()) == Some(name)))
-        .map(|s| s.to_string())
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| Some((s.get("name")?.as_str()?, s.to_string())))
+        .collect()
 }
 
 impl State {
@@ -82,17 +83,19 @@ impl State {
         let mut sas: HashMap<&str, Arc<SaEntry>> = HashMap::new();
         let mut manual_in = Vec::new();
         let mut manual = HashMap::new();
+        // An inbound SA carries what its inbound protect policies select, and nothing else.
+        let mut selectors_of: HashMap<&str, Vec<Selector>> = HashMap::new();
+        for (p, &o) in pols.iter().zip(&origin) {
+            if let (Direction::Inbound, Some(n)) = (p.dir, cfg.policies[o].sa.as_deref()) {
+                selectors_of.entry(n).or_default().push(p.sel);
+            }
+        }
+        let jsons = sa_jsons(raw);
         for (i, s) in cfg.sas.iter().enumerate() {
             let field = format!("sas[{i}]");
             let params = build::sa_params(s).map_err(|m| (field.clone(), m))?;
-            // An inbound SA carries what its inbound protect policies select, and nothing else.
-            let selectors: Vec<Selector> = pols
-                .iter()
-                .zip(&origin)
-                .filter(|(p, &o)| p.dir == Direction::Inbound && cfg.policies[o].sa.as_deref() == Some(&s.name))
-                .map(|(p, _)| p.sel)
-                .collect();
-            let json = sa_json(raw, &s.name);
+            let selectors = selectors_of.remove(s.name.as_str()).unwrap_or_default();
+            let json = jsons.get(s.name.as_str()).cloned().unwrap_or_default();
             let e = match old.get(&s.name) {
                 Some((j, e)) if !json.is_empty() && *j == json && e.selectors == selectors => e.clone(),
                 _ => entry(s.name.clone(), params, selectors, workers).map_err(|m| (field, m))?,
@@ -158,7 +161,8 @@ impl State {
     /// manual SAs that are new entries. Nothing changes on an error.
     pub fn reload(&mut self, cfg: &Config, raw: &serde_json::Value) -> Result<Vec<Arc<SaEntry>>, FieldError> {
         let n = Self::build(cfg, raw, (*self.macs).clone(), self.workers, &self.manual)?;
-        let fresh = n.manual.values().filter(|(_, e)| !self.manual.values().any(|(_, o)| Arc::ptr_eq(o, e))).map(|(_, e)| e.clone()).collect();
+        let kept: std::collections::HashSet<*const SaEntry> = self.manual.values().map(|(_, o)| Arc::as_ptr(o)).collect();
+        let fresh = n.manual.values().filter(|(_, e)| !kept.contains(&Arc::as_ptr(e))).map(|(_, e)| e.clone()).collect();
         self.default_action = n.default_action;
         self.base = n.base;
         self.manual_in = n.manual_in;
@@ -171,8 +175,9 @@ impl State {
 
     /// Records the config JSON of the manual SAs built at start, for a later reload.
     pub fn set_raw(&mut self, raw: &serde_json::Value) {
+        let jsons = sa_jsons(raw);
         for (name, (json, _)) in self.manual.iter_mut() {
-            *json = sa_json(raw, name);
+            *json = jsons.get(name.as_str()).cloned().unwrap_or_default();
         }
     }
 

@@ -61,6 +61,22 @@ fn bad_configs_name_the_field() {
     refused(|v| v["policies"][0]["dst"] = "10.2.0.0/33".into(), "policies[0].dst", "prefix length");
     refused(|v| v["ports"][0]["addresses"][0] = "192.0.2.1".into(), "ports[0].addresses[0]", "prefix length");
     refused(|v| v["policies"][1]["direction"] = "outbound".into(), "policies[1].sa", "inbound");
+    refused(|v| v["crypto_engine"] = "qat".into(), "crypto_engine", "unknown variant `qat`");
+}
+
+#[test]
+fn crypto_engine_words() {
+    use rampart_control::config::CryptoEngineConfig;
+    use rampart_dataplane::crypto::Engine;
+    assert_eq!(Config::parse(GOOD).unwrap().crypto_engine, CryptoEngineConfig::Auto, "auto by default");
+    for (word, engine) in [("auto", Engine::Auto), ("soft", Engine::Soft), ("ipsec-mb", Engine::IpsecMb)] {
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v["crypto_engine"] = word.into();
+        let cfg = Config::parse(&v.to_string()).unwrap_or_else(|(f, m)| panic!("{word}: {f}: {m}"));
+        assert_eq!(cfg.crypto_engine.engine(), engine);
+        // The config's words are the engine's own.
+        assert_eq!(word.parse::<Engine>(), Ok(engine));
+    }
 }
 
 #[test]

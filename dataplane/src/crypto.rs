@@ -1,10 +1,15 @@
-//! The soft AEAD engine for ESP on `ring`: AES-GCM (RFC 4106) and ChaCha20-Poly1305
-//! (RFC 7634) with an 8-byte explicit IV, a 4-byte salt and a 16-byte ICV.
+//! ESP's AEAD transforms, AES-GCM (RFC 4106) and ChaCha20-Poly1305 (RFC 7634), with an
+//! 8-byte explicit IV, a 4-byte salt and a 16-byte ICV, on one of two engines picked once
+//! for the process (`select_engine`): `soft` (ring) or `ipsec-mb` (intel-ipsec-mb's direct
+//! AES-GCM API through `dpdk_sys::imb`; ChaCha20-Poly1305 stays on ring).
 //!
-//! `Aead` seals or opens one packet; `CryptoEngine` takes a burst of jobs so that a
-//! batching engine (intel-ipsec-mb, a cryptodev PMD) can stand in for `SoftEngine`.
+//! `Aead` seals or opens one packet in place; the workers call it for every packet, so both
+//! calls are allocation-free and dispatch on the key's backend with one match.
 
+use dpdk_sys::imb;
 use ring::aead;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 /// The AEAD transforms Rampart negotiates for ESP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,7 +51,129 @@ impl AeadAlg {
     }
 }
 
-/// Keying material that does not fit the algorithm.
+/// The crypto engine an operator asks for (config `crypto_engine`, `bench --engine`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// intel-ipsec-mb where it is built in and the CPU has AES-NI, else soft.
+    #[default]
+    Auto,
+    /// ring for every algorithm.
+    Soft,
+    /// intel-ipsec-mb for AES-GCM (ring for ChaCha20-Poly1305); an error where it is missing.
+    IpsecMb,
+}
+
+impl Engine {
+    /// The words `parse` takes, as operators write them.
+    pub const CHOICES: &'static str = "auto, soft or ipsec-mb";
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Engine::Auto => "auto",
+            Engine::Soft => "soft",
+            Engine::IpsecMb => "ipsec-mb",
+        }
+    }
+}
+
+impl core::str::FromStr for Engine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Engine, String> {
+        match s {
+            "auto" => Ok(Engine::Auto),
+            "soft" => Ok(Engine::Soft),
+            "ipsec-mb" => Ok(Engine::IpsecMb),
+            _ => Err(format!("unknown crypto engine `{s}`: {}", Engine::CHOICES)),
+        }
+    }
+}
+
+impl core::fmt::Display for Engine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a key's AES-GCM runs: what an `Engine` resolves to on this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// ring, for every algorithm.
+    Ring = 0,
+    /// intel-ipsec-mb for AES-GCM; ChaCha20-Poly1305 keys still use ring.
+    IpsecMb = 1,
+}
+
+impl Backend {
+    /// The name shown to operators: "soft (ring 0.17)" or
+    /// "ipsec-mb 1.3.0 (avx512) AES-GCM, ring ChaCha20".
+    pub fn name(self) -> &'static str {
+        static IMB_NAME: OnceLock<String> = OnceLock::new();
+        match self {
+            Backend::Ring => "soft (ring 0.17)",
+            Backend::IpsecMb => IMB_NAME.get_or_init(|| match imb::manager() {
+                Ok(m) => format!(
+                    "ipsec-mb {} ({}) AES-GCM, ring ChaCha20",
+                    m.version(),
+                    m.arch().name()
+                ),
+                Err(_) => "ipsec-mb (unavailable)".into(),
+            }),
+        }
+    }
+}
+
+/// intel-ipsec-mb's manager, when it is built in, initialised and runs AES on the CPU.
+fn ipsec_mb() -> Result<&'static imb::Manager, &'static str> {
+    let m = imb::manager()?;
+    if !m.arch().has_aes() {
+        return Err("this CPU has no AES-NI (intel-ipsec-mb would emulate AES, slower than ring)");
+    }
+    Ok(m)
+}
+
+/// What `choice` means on this machine: `Auto` falls back to ring, an explicit `IpsecMb`
+/// that cannot run is an error that says why.
+pub fn resolve(choice: Engine) -> Result<Backend, String> {
+    match choice {
+        Engine::Soft => Ok(Backend::Ring),
+        Engine::Auto => Ok(if ipsec_mb().is_ok() {
+            Backend::IpsecMb
+        } else {
+            Backend::Ring
+        }),
+        Engine::IpsecMb => ipsec_mb()
+            .map(|_| Backend::IpsecMb)
+            .map_err(|why| format!("ipsec-mb is not available: {why}")),
+    }
+}
+
+/// The process's backend for keys made by `Aead::new`; ring until `select_engine` runs.
+static BACKEND: AtomicU8 = AtomicU8::new(Backend::Ring as u8);
+
+/// Picks the engine for the process and returns its name for the logs. Call it once at
+/// start, before any SA is built: keys made earlier keep the backend they were made with.
+pub fn select_engine(choice: Engine) -> Result<&'static str, String> {
+    let b = resolve(choice)?;
+    BACKEND.store(b as u8, Relaxed);
+    Ok(b.name())
+}
+
+/// The backend `Aead::new` uses now.
+pub fn backend() -> Backend {
+    if BACKEND.load(Relaxed) == Backend::IpsecMb as u8 {
+        Backend::IpsecMb
+    } else {
+        Backend::Ring
+    }
+}
+
+/// The name of the engine selected for the process (see `Backend::name`).
+pub fn engine_name() -> &'static str {
+    backend().name()
+}
+
+/// Keying material that does not fit the algorithm, or an engine that is not there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyError {
     WrongLength {
@@ -54,6 +181,8 @@ pub enum KeyError {
         expected: usize,
         got: usize,
     },
+    /// `Aead::with_engine` asked for an engine this process cannot run.
+    EngineUnavailable(Engine),
 }
 
 impl core::fmt::Display for KeyError {
@@ -65,6 +194,7 @@ impl core::fmt::Display for KeyError {
                     "{alg:?} needs {expected} bytes of key and salt, got {got}"
                 )
             }
+            KeyError::EngineUnavailable(e) => write!(f, "crypto engine {e} is not available"),
         }
     }
 }
@@ -79,10 +209,19 @@ pub struct AuthError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SealError;
 
-/// One direction's AEAD key and salt. Its `Debug` shows the algorithm, never the key.
+// ring's key schedule stays inline, as it was before there were two engines: no extra
+// pointer to chase per packet. (intel-ipsec-mb's is on the heap, 64-byte aligned.)
+#[allow(clippy::large_enum_variant)]
+enum Key {
+    Ring(aead::LessSafeKey),
+    IpsecMb(imb::GcmKey),
+}
+
+/// One direction's AEAD key and salt. Its `Debug` shows the algorithm and backend, never
+/// the key.
 pub struct Aead {
     alg: AeadAlg,
-    key: aead::LessSafeKey,
+    key: Key,
     salt: [u8; SALT_LEN],
 }
 
@@ -90,47 +229,67 @@ impl core::fmt::Debug for Aead {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Aead")
             .field("alg", &self.alg)
+            .field("backend", &self.backend())
             .field("key", &"<redacted>")
             .finish()
     }
 }
 
 impl Aead {
-    /// Builds the key schedule from `keymat` = key || salt.
+    /// Builds the key schedule from `keymat` = key || salt on the process's engine.
     pub fn new(alg: AeadAlg, keymat: &[u8]) -> Result<Aead, KeyError> {
+        Self::build(backend(), alg, keymat)
+    }
+
+    /// As `new`, on the engine given rather than the process's: for tests and benchmarks
+    /// that compare engines without touching the process-wide choice.
+    pub fn with_engine(engine: Engine, alg: AeadAlg, keymat: &[u8]) -> Result<Aead, KeyError> {
+        let b = resolve(engine).map_err(|_| KeyError::EngineUnavailable(engine))?;
+        Self::build(b, alg, keymat)
+    }
+
+    fn build(backend: Backend, alg: AeadAlg, keymat: &[u8]) -> Result<Aead, KeyError> {
+        let wrong = KeyError::WrongLength {
+            alg,
+            expected: alg.keymat_len(),
+            got: keymat.len(),
+        };
         if keymat.len() != alg.keymat_len() {
-            return Err(KeyError::WrongLength {
-                alg,
-                expected: alg.keymat_len(),
-                got: keymat.len(),
-            });
+            return Err(wrong);
         }
         let (key, salt) = keymat.split_at(alg.key_len());
-        let key =
-            aead::UnboundKey::new(alg.ring_alg(), key).map_err(|_| KeyError::WrongLength {
-                alg,
-                expected: alg.keymat_len(),
-                got: keymat.len(),
-            })?;
+        let key = match (backend, alg) {
+            (Backend::IpsecMb, AeadAlg::AesGcm128 | AeadAlg::AesGcm256) => Key::IpsecMb(
+                imb::GcmKey::new(key).ok_or(KeyError::EngineUnavailable(Engine::IpsecMb))?,
+            ),
+            _ => Key::Ring(aead::LessSafeKey::new(
+                aead::UnboundKey::new(alg.ring_alg(), key).map_err(|_| wrong)?,
+            )),
+        };
         let mut s = [0u8; SALT_LEN];
         s.copy_from_slice(salt);
-        Ok(Aead {
-            alg,
-            key: aead::LessSafeKey::new(key),
-            salt: s,
-        })
+        Ok(Aead { alg, key, salt: s })
     }
 
     pub fn alg(&self) -> AeadAlg {
         self.alg
     }
 
+    /// Where this key runs (a ChaCha20-Poly1305 key is always on ring).
+    pub fn backend(&self) -> Backend {
+        match self.key {
+            Key::Ring(_) => Backend::Ring,
+            Key::IpsecMb(_) => Backend::IpsecMb,
+        }
+    }
+
     /// The nonce is salt || IV (RFC 4106 4, RFC 7634 2).
-    fn nonce(&self, iv: [u8; IV_LEN]) -> aead::Nonce {
-        let mut n = [0u8; aead::NONCE_LEN];
+    #[inline]
+    fn nonce(&self, iv: [u8; IV_LEN]) -> [u8; SALT_LEN + IV_LEN] {
+        let mut n = [0u8; SALT_LEN + IV_LEN];
         n[..SALT_LEN].copy_from_slice(&self.salt);
         n[SALT_LEN..].copy_from_slice(&iv);
-        aead::Nonce::assume_unique_for_key(n)
+        n
     }
 
     /// Encrypts `data` in place and returns the ICV. The caller owns IV uniqueness: ESP
@@ -141,31 +300,85 @@ impl Aead {
         aad: &[u8],
         data: &mut [u8],
     ) -> Result<[u8; ICV_LEN], SealError> {
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(self.nonce(iv), aead::Aad::from(aad), data)
-            .map_err(|_| SealError)?;
-        let mut out = [0u8; ICV_LEN];
-        out.copy_from_slice(tag.as_ref());
-        Ok(out)
+        let mut icv = [0u8; ICV_LEN];
+        self.seal_detached(iv, aad, data, &mut icv)?;
+        Ok(icv)
+    }
+
+    /// Encrypts `data` in place and writes the ICV to `icv` (in the packet, on the packet
+    /// path: nothing is returned through the stack).
+    #[inline]
+    pub fn seal_detached(
+        &self,
+        iv: [u8; IV_LEN],
+        aad: &[u8],
+        data: &mut [u8],
+        icv: &mut [u8; ICV_LEN],
+    ) -> Result<(), SealError> {
+        let nonce = self.nonce(iv);
+        match &self.key {
+            Key::IpsecMb(k) => k.seal(&nonce, aad, data, icv).map_err(|_| SealError),
+            Key::Ring(k) => {
+                let tag = k
+                    .seal_in_place_separate_tag(
+                        aead::Nonce::assume_unique_for_key(nonce),
+                        aead::Aad::from(aad),
+                        data,
+                    )
+                    .map_err(|_| SealError)?;
+                icv.copy_from_slice(tag.as_ref());
+                Ok(())
+            }
+        }
     }
 
     /// Verifies the trailing ICV and decrypts in place; returns the plaintext length.
-    /// On failure the buffer contents are unspecified and must be dropped.
+    /// On failure the buffer contents are unspecified (zeroed where the ciphertext was
+    /// decrypted) and must be dropped.
+    #[inline]
     pub fn open_in_place(
         &self,
         iv: [u8; IV_LEN],
         aad: &[u8],
         data_with_tag: &mut [u8],
     ) -> Result<usize, AuthError> {
-        if data_with_tag.len() < ICV_LEN {
-            return Err(AuthError);
+        let n = data_with_tag.len().checked_sub(ICV_LEN).ok_or(AuthError)?;
+        let nonce = self.nonce(iv);
+        match &self.key {
+            Key::IpsecMb(k) => {
+                let (ct, icv) = data_with_tag.split_at_mut(n);
+                let mut computed = [0u8; ICV_LEN];
+                k.open(&nonce, aad, ct, &mut computed)
+                    .map_err(|_| AuthError)?;
+                if icv_eq(&computed, icv) {
+                    Ok(n)
+                } else {
+                    // As ring does: no unauthenticated plaintext is left behind.
+                    ct.fill(0);
+                    Err(AuthError)
+                }
+            }
+            Key::Ring(k) => k
+                .open_in_place(
+                    aead::Nonce::assume_unique_for_key(nonce),
+                    aead::Aad::from(aad),
+                    data_with_tag,
+                )
+                .map(|pt| pt.len())
+                .map_err(|_| AuthError),
         }
-        self.key
-            .open_in_place(self.nonce(iv), aead::Aad::from(aad), data_with_tag)
-            .map(|pt| pt.len())
-            .map_err(|_| AuthError)
     }
+}
+
+/// Compares a computed ICV with a received one in constant time: no early exit, so the
+/// time taken says nothing about how many leading bytes matched.
+#[inline]
+fn icv_eq(computed: &[u8; ICV_LEN], received: &[u8]) -> bool {
+    let Ok(received) = <&[u8; ICV_LEN]>::try_from(received) else {
+        return false;
+    };
+    let d = u128::from_ne_bytes(*computed) ^ u128::from_ne_bytes(*received);
+    core::hint::black_box((d as u64) | ((d >> 64) as u64)) == 0
 }
 
 /// The ESP additional authenticated data: SPI || seq (12 bytes with ESN, RFC 4106 5).
@@ -194,56 +407,6 @@ impl EspAad {
     }
 }
 
-/// One packet to seal: `data` is the plaintext followed by `ICV_LEN` bytes the ICV goes into.
-pub struct SealJob<'a> {
-    pub aead: &'a Aead,
-    pub iv: [u8; IV_LEN],
-    pub aad: EspAad,
-    pub data: &'a mut [u8],
-    pub result: Result<(), SealError>,
-}
-
-/// One packet to open: `data` is ciphertext || ICV; on success `result` is the plaintext length.
-pub struct OpenJob<'a> {
-    pub aead: &'a Aead,
-    pub iv: [u8; IV_LEN],
-    pub aad: EspAad,
-    pub data: &'a mut [u8],
-    pub result: Result<usize, AuthError>,
-}
-
-/// Seals and opens bursts. Each job's `result` is written; jobs are independent, so an
-/// engine may reorder or parallelise them.
-pub trait CryptoEngine: Send + Sync {
-    fn seal_burst(&self, jobs: &mut [SealJob<'_>]);
-    fn open_burst(&self, jobs: &mut [OpenJob<'_>]);
-}
-
-/// The software engine: a loop over `Aead`, with the key schedule hot in cache.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SoftEngine;
-
-impl CryptoEngine for SoftEngine {
-    fn seal_burst(&self, jobs: &mut [SealJob<'_>]) {
-        for j in jobs {
-            j.result = seal_job(j.aead, j.iv, &j.aad, j.data);
-        }
-    }
-
-    fn open_burst(&self, jobs: &mut [OpenJob<'_>]) {
-        for j in jobs {
-            j.result = j.aead.open_in_place(j.iv, j.aad.as_slice(), j.data);
-        }
-    }
-}
-
-fn seal_job(aead: &Aead, iv: [u8; IV_LEN], aad: &EspAad, data: &mut [u8]) -> Result<(), SealError> {
-    let split = data.len().checked_sub(ICV_LEN).ok_or(SealError)?;
-    let (pt, icv) = data.split_at_mut(split);
-    icv.copy_from_slice(&aead.seal_in_place(iv, aad.as_slice(), pt)?);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,79 +415,218 @@ mod tests {
         hex::decode(s).unwrap()
     }
 
+    /// The engines this build and CPU can run: soft always, ipsec-mb where it is usable.
+    fn engines() -> Vec<Engine> {
+        match resolve(Engine::IpsecMb) {
+            Ok(_) => vec![Engine::Soft, Engine::IpsecMb],
+            Err(why) => {
+                eprintln!("crypto tests: soft engine only: {why}");
+                vec![Engine::Soft]
+            }
+        }
+    }
+
     #[test]
     fn rejects_wrong_key_length_with_clear_error() {
-        let e = Aead::new(AeadAlg::AesGcm128, &[0u8; 16]).unwrap_err();
-        assert_eq!(
-            e,
-            KeyError::WrongLength {
-                alg: AeadAlg::AesGcm128,
-                expected: 20,
-                got: 16
-            }
-        );
-        assert!(e.to_string().contains("needs 20 bytes"));
-        assert!(Aead::new(AeadAlg::ChaCha20Poly1305, &[0u8; 36]).is_ok());
-        assert!(Aead::new(AeadAlg::AesGcm256, &[0u8; 20]).is_err());
+        for e in engines() {
+            let err = Aead::with_engine(e, AeadAlg::AesGcm128, &[0u8; 16]).unwrap_err();
+            assert_eq!(
+                err,
+                KeyError::WrongLength {
+                    alg: AeadAlg::AesGcm128,
+                    expected: 20,
+                    got: 16
+                }
+            );
+            assert!(err.to_string().contains("needs 20 bytes"));
+            assert!(Aead::with_engine(e, AeadAlg::ChaCha20Poly1305, &[0u8; 36]).is_ok());
+            assert!(Aead::with_engine(e, AeadAlg::AesGcm256, &[0u8; 20]).is_err());
+        }
     }
 
     #[test]
     fn debug_redacts_key() {
-        let a = Aead::new(AeadAlg::AesGcm128, &[0xab; 20]).unwrap();
-        let s = format!("{a:?}");
-        assert!(s.contains("redacted") && !s.to_lowercase().contains("ab, ") && !s.contains("171"));
+        for e in engines() {
+            let a = Aead::with_engine(e, AeadAlg::AesGcm128, &[0xab; 20]).unwrap();
+            let s = format!("{a:?}");
+            assert!(
+                s.contains("redacted") && !s.to_lowercase().contains("ab, ") && !s.contains("171"),
+                "{s}"
+            );
+        }
     }
 
     #[test]
-    fn rfc7634_appendix_a_seal_open_and_burst() {
-        let a = Aead::new(
-            AeadAlg::ChaCha20Poly1305,
-            &h("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3"),
-        )
-        .unwrap();
-        let iv: [u8; 8] = h("1011121314151617").try_into().unwrap();
-        let aad = EspAad::new(0x01020304, 5, false);
-        let pt = h("45000054a6f200004001e778c6336405c000020508005b7a3a080000553bec100007362708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363701020204");
-        let mut buf = pt.clone();
-        buf.extend_from_slice(&[0; 16]);
-        let mut jobs = [SealJob {
-            aead: &a,
-            iv,
-            aad,
-            data: &mut buf,
-            result: Err(SealError),
-        }];
-        SoftEngine.seal_burst(&mut jobs);
-        assert!(jobs[0].result.is_ok());
-        assert_eq!(
-            hex::encode(&buf[pt.len()..]),
-            "76aaa8266b7fb0f7b11b369907e1ad43"
-        );
-        let mut bad = buf.clone();
-        bad[3] ^= 0x80;
-        let mut jobs = [
-            OpenJob {
-                aead: &a,
-                iv,
-                aad,
-                data: &mut buf,
-                result: Err(AuthError),
-            },
-            OpenJob {
-                aead: &a,
-                iv,
-                aad,
-                data: &mut bad,
-                result: Ok(0),
-            },
-        ];
-        SoftEngine.open_burst(&mut jobs);
-        assert_eq!(jobs[0].result, Ok(pt.len()));
-        assert_eq!(jobs[1].result, Err(AuthError));
-        assert_eq!(&buf[..pt.len()], &pt[..]);
-        assert_eq!(
-            a.open_in_place(iv, aad.as_slice(), &mut [0u8; 15]),
-            Err(AuthError)
-        );
+    fn engine_words_and_resolution() {
+        for e in [Engine::Auto, Engine::Soft, Engine::IpsecMb] {
+            assert_eq!(e.as_str().parse::<Engine>(), Ok(e));
+        }
+        let err = "qat".parse::<Engine>().unwrap_err();
+        assert!(err.contains("`qat`") && err.contains("ipsec-mb"), "{err}");
+        assert_eq!(Engine::default(), Engine::Auto);
+        assert_eq!(resolve(Engine::Soft), Ok(Backend::Ring));
+        assert_eq!(Backend::Ring.name(), "soft (ring 0.17)");
+        match resolve(Engine::IpsecMb) {
+            // Auto takes ipsec-mb exactly where it can run.
+            Ok(b) => {
+                assert_eq!(resolve(Engine::Auto), Ok(b));
+                let name = b.name();
+                assert!(
+                    name.starts_with("ipsec-mb 1.") && name.ends_with(") AES-GCM, ring ChaCha20"),
+                    "{name}"
+                );
+            }
+            Err(why) => {
+                assert_eq!(resolve(Engine::Auto), Ok(Backend::Ring));
+                assert!(why.contains("ipsec-mb is not available"), "{why}");
+                assert_eq!(
+                    Aead::with_engine(Engine::IpsecMb, AeadAlg::AesGcm128, &[0; 20]).unwrap_err(),
+                    KeyError::EngineUnavailable(Engine::IpsecMb)
+                );
+            }
+        }
+        // Unselected, the process runs soft; selecting soft changes nothing for other tests.
+        assert_eq!(select_engine(Engine::Soft), Ok("soft (ring 0.17)"));
+        assert_eq!(engine_name(), "soft (ring 0.17)");
+    }
+
+    #[test]
+    fn keys_land_on_the_engine_asked_for() {
+        for e in engines() {
+            let want = resolve(e).unwrap();
+            for alg in [AeadAlg::AesGcm128, AeadAlg::AesGcm256] {
+                let a = Aead::with_engine(e, alg, &vec![1; alg.keymat_len()]).unwrap();
+                assert_eq!(a.backend(), want, "{e} {alg:?}");
+            }
+            let c = Aead::with_engine(e, AeadAlg::ChaCha20Poly1305, &[1; 36]).unwrap();
+            assert_eq!(
+                c.backend(),
+                Backend::Ring,
+                "ChaCha20-Poly1305 is always ring"
+            );
+        }
+    }
+
+    #[test]
+    fn aead_is_shared_by_workers() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Aead>();
+    }
+
+    #[test]
+    fn rfc7634_appendix_a_seal_open() {
+        for e in engines() {
+            let a = Aead::with_engine(
+                e,
+                AeadAlg::ChaCha20Poly1305,
+                &h("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3"),
+            )
+            .unwrap();
+            let iv: [u8; 8] = h("1011121314151617").try_into().unwrap();
+            let aad = EspAad::new(0x01020304, 5, false);
+            let pt = h("45000054a6f200004001e778c6336405c000020508005b7a3a080000553bec100007362708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363701020204");
+            let mut buf = pt.clone();
+            let icv = a.seal_in_place(iv, aad.as_slice(), &mut buf).unwrap();
+            assert_eq!(hex::encode(icv), "76aaa8266b7fb0f7b11b369907e1ad43");
+            buf.extend_from_slice(&icv);
+            let mut bad = buf.clone();
+            bad[3] ^= 0x80;
+            assert_eq!(a.open_in_place(iv, aad.as_slice(), &mut buf), Ok(pt.len()));
+            assert_eq!(&buf[..pt.len()], &pt[..]);
+            assert_eq!(
+                a.open_in_place(iv, aad.as_slice(), &mut bad),
+                Err(AuthError)
+            );
+            assert_eq!(
+                a.open_in_place(iv, aad.as_slice(), &mut [0u8; 15]),
+                Err(AuthError)
+            );
+        }
+    }
+
+    /// ring and intel-ipsec-mb are independent implementations: for every length 0..=2000,
+    /// both key sizes, both AAD layouts (8 bytes; 12 with ESN) and unaligned buffers, they
+    /// must produce the same ciphertext and ICV, open each other's output, and refuse a
+    /// flipped bit anywhere in ciphertext, ICV or AAD (leaving no plaintext behind).
+    #[test]
+    fn ring_and_ipsec_mb_agree_on_every_length() {
+        if resolve(Engine::IpsecMb).is_err() {
+            eprintln!(
+                "crypto tests: SKIPPED the ring/ipsec-mb cross-check: ipsec-mb not available"
+            );
+            return;
+        }
+        for alg in [AeadAlg::AesGcm128, AeadAlg::AesGcm256] {
+            let keymat: Vec<u8> = (0..alg.keymat_len() as u8)
+                .map(|i| i.wrapping_mul(29) ^ 0x5a)
+                .collect();
+            let soft = Aead::with_engine(Engine::Soft, alg, &keymat).unwrap();
+            let imb = Aead::with_engine(Engine::IpsecMb, alg, &keymat).unwrap();
+            assert_eq!(
+                (soft.backend(), imb.backend()),
+                (Backend::Ring, Backend::IpsecMb)
+            );
+            for len in 0..=2000usize {
+                let esn = len % 2 == 1;
+                let seq = (len as u64) << 31 | 7;
+                let aad = EspAad::new(0xc0de_0000 | len as u32, seq, esn);
+                assert_eq!(aad.as_slice().len(), if esn { 12 } else { 8 });
+                let iv = seq.to_be_bytes();
+                let pt: Vec<u8> = (0..len).map(|i| (i * 131 + len) as u8).collect();
+                let off = len % 7; // packets sit at any offset in a buffer
+                let mut a = vec![0u8; off + len + ICV_LEN];
+                a[off..off + len].copy_from_slice(&pt);
+                let mut b = a.clone();
+                let ta = soft
+                    .seal_in_place(iv, aad.as_slice(), &mut a[off..off + len])
+                    .unwrap();
+                let tb = imb
+                    .seal_in_place(iv, aad.as_slice(), &mut b[off..off + len])
+                    .unwrap();
+                assert_eq!(
+                    (&a[off..off + len], ta),
+                    (&b[off..off + len], tb),
+                    "{alg:?} len {len}"
+                );
+                a[off + len..].copy_from_slice(&ta);
+                b[off + len..].copy_from_slice(&tb);
+                // Each opens what the other sealed.
+                let mut x = a.clone();
+                assert_eq!(
+                    imb.open_in_place(iv, aad.as_slice(), &mut x[off..]),
+                    Ok(len)
+                );
+                assert_eq!(&x[off..off + len], &pt[..], "{alg:?} len {len}");
+                let mut y = b.clone();
+                assert_eq!(
+                    soft.open_in_place(iv, aad.as_slice(), &mut y[off..]),
+                    Ok(len)
+                );
+                assert_eq!(&y[off..off + len], &pt[..]);
+                // One flipped bit, in the ciphertext or the ICV, fails both.
+                let bit = (len * 8 + len / 3) % ((len + ICV_LEN) * 8);
+                for key in [&soft, &imb] {
+                    let mut z = a.clone();
+                    z[off + bit / 8] ^= 1 << (bit % 8);
+                    assert_eq!(
+                        key.open_in_place(iv, aad.as_slice(), &mut z[off..]),
+                        Err(AuthError),
+                        "{alg:?} len {len} bit {bit}"
+                    );
+                    if key.backend() == Backend::IpsecMb {
+                        assert!(
+                            z[off..off + len].iter().all(|&c| c == 0),
+                            "plaintext left behind"
+                        );
+                    }
+                    let mut z = a.clone();
+                    let wrong = EspAad::new(0xc0de_0000 | len as u32, seq ^ 1, esn);
+                    assert_eq!(
+                        key.open_in_place(iv, wrong.as_slice(), &mut z[off..]),
+                        Err(AuthError)
+                    );
+                }
+            }
+        }
     }
 }

@@ -9,7 +9,7 @@
 use crate::buf::PktBuf;
 use crate::crypto::{Aead, AeadAlg, EspAad, KeyError, ICV_LEN, IV_LEN};
 use crate::replay::ReplayWindow;
-use crate::wire::{ecn, ip_proto, ipv4, ipv6, udp};
+use crate::wire::{checksum, ecn, ip_proto, ipv4, ipv6, udp};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
@@ -304,17 +304,18 @@ impl Sa {
     }
 
     /// Takes the next sequence number; never cycles (RFC 4303 3.3.3).
-    fn next_seq(&self) -> Result<u64, EspError> {
+    /// Takes `n` consecutive sequence numbers and returns the first: a burst for one SA pays
+    /// one atomic add (workers may share an outbound SA). Past the last number nothing is
+    /// sent and the counter is put back to just past it, so that no number of refused
+    /// packets can carry it round to 0 and reuse an IV.
+    pub fn reserve_seq(&self, n: u64) -> Result<u64, EspError> {
         let max = if self.params.esn { SEQ_MAX_ESN } else { u32::MAX as u64 };
-        // One atomic add (workers may share an outbound SA). Past `max` nothing is sent and
-        // the counter is put back to just past it, so that no number of refused packets
-        // can carry it round to 0 and reuse an IV.
-        let s = self.seq.fetch_add(1, Relaxed) + 1;
-        if s > max {
+        let last = self.seq.fetch_add(n, Relaxed) + n;
+        if last > max {
             self.seq.store(max + 1, Relaxed);
             return Err(EspError::SeqExhausted);
         }
-        Ok(s)
+        Ok(last + 1 - n)
     }
 
     /// Refuses once the hard lifetime is reached. Workers share an outbound SA, so a
@@ -349,6 +350,13 @@ impl Sa {
     /// Encapsulates the IP packet in `pkt` (starting at its IP header) into ESP. On success
     /// `pkt` holds the outer packet, starting at the outer IP header.
     pub fn encap<P: PktBuf>(&self, pkt: &mut P) -> Result<(), EspError> {
+        let seq = self.reserve_seq(1)?;
+        self.encap_seq(pkt, seq)
+    }
+
+    /// `encap` with a sequence number taken by `reserve_seq`. Numbers reserved for packets
+    /// that then fail are skipped, never reused.
+    pub fn encap_seq<P: PktBuf>(&self, pkt: &mut P, seq: u64) -> Result<(), EspError> {
         let inner = IpHdr::parse(pkt.data()).map_err(|_| EspError::Malformed)?;
         // Anything past the IP length (Ethernet minimum-frame padding) is not the packet.
         pkt.trim(pkt.len() - inner.len);
@@ -400,7 +408,6 @@ impl Sa {
             return Err(EspError::TooBig);
         }
         self.check_hard(inner.len)?;
-        let seq = self.next_seq()?;
 
         let tail = pkt.append(pad + 2 + ICV_LEN).ok_or(EspError::NoRoom)?;
         for (i, b) in tail[..pad].iter_mut().enumerate() {
@@ -416,7 +423,9 @@ impl Sa {
         let d = pkt.data_mut();
         debug_assert_eq!(d.len(), total);
         // Transport mode: slide the original IP header to the front.
-        d.copy_within(front..front + keep, 0);
+        if keep > 0 {
+            d.copy_within(front..front + keep, 0);
+        }
         d[esp_off..esp_off + 4].copy_from_slice(&self.params.spi.to_be_bytes());
         d[esp_off + 4..esp_off + 8].copy_from_slice(&(seq as u32).to_be_bytes());
         // The IV is the 64-bit sequence number: unique per key, as GCM and ChaCha need.
@@ -441,7 +450,18 @@ impl Sa {
                 h.set_protocol(l4_proto);
                 h.set_src_addr(src);
                 h.set_dst_addr(dst);
-                h.fill_checksum();
+                // From the field values, not read back from the header just written (that
+                // read stalls on store forwarding).
+                let word = |a: [u8; 4]| u16::from_be_bytes([a[0], a[1]]) as u32 + u16::from_be_bytes([a[2], a[3]]) as u32;
+                let sum = 0x4500
+                    + inner.tos as u32
+                    + total as u32
+                    + (seq as u16) as u32
+                    + if inner.df { 0x4000 } else { 0 }
+                    + ((OUTER_TTL as u32) << 8 | l4_proto as u32)
+                    + word(src.octets())
+                    + word(dst.octets());
+                h.set_checksum(!checksum::fold(sum));
             }
             Some((IpAddr::V6(src), IpAddr::V6(dst))) => {
                 let mut h = ipv6::Packet::new_unchecked(&mut d[..outer_hl]);
@@ -468,11 +488,10 @@ impl Sa {
         let aad = EspAad::new(self.params.spi, seq, self.params.esn);
         let (body, icv) =
             d[esp_off + FRONT_LEN..].split_at_mut(total - ICV_LEN - esp_off - FRONT_LEN);
-        let tag = self
-            .aead
-            .seal_in_place(iv, aad.as_slice(), body)
+        let icv: &mut [u8; ICV_LEN] = icv.try_into().map_err(|_| EspError::Malformed)?;
+        self.aead
+            .seal_detached(iv, aad.as_slice(), body, icv)
             .map_err(|_| EspError::TooBig)?;
-        icv.copy_from_slice(&tag);
         if let Some(e) = self.params.encap {
             let (ip, rest) = d.split_at_mut(outer_hl);
             let mut u = udp::Packet::new_unchecked(&mut rest[..]);

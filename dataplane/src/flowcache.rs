@@ -36,7 +36,7 @@ pub struct FlowCacheStats {
 
 /// Owned by one worker: no atomics, no allocation after `new`.
 pub struct FlowCache {
-    entries: Box<[Entry]>,
+    entries: Entries,
     /// log2 of the bucket count.
     bits: u32,
     clock: u32,
@@ -44,20 +44,13 @@ pub struct FlowCache {
 }
 
 impl FlowCache {
-    /// A cache of at least `capacity` entries (rounded up to a power of two, at least `WAYS`).
+    /// A cache of at least `capacity` entries (rounded up to a power of two, at least `WAYS`);
+    /// 0 for none: every lookup misses and nothing is stored.
     pub fn new(capacity: usize) -> FlowCache {
-        let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
-        let empty = Entry {
-            key: FlowKey::v4([0; 4], [0; 4], 0, 0, 0),
-            filled: false,
-            value: 0,
-            hash: 0,
-            last_use: 0,
-            epoch: 0,
-        };
+        let buckets = if capacity == 0 { 0 } else { capacity.div_ceil(WAYS).next_power_of_two() };
         FlowCache {
-            entries: vec![empty; buckets * WAYS].into_boxed_slice(),
-            bits: buckets.trailing_zeros(),
+            entries: Entries::new(buckets * WAYS),
+            bits: buckets.max(1).trailing_zeros(),
             clock: 0,
             stats: FlowCacheStats::default(),
         }
@@ -82,12 +75,17 @@ impl FlowCache {
     /// NIC's RSS hash is constant in its low bits across one queue's flows (they index the
     /// RETA that picked this queue), so using them directly would crowd a few buckets.
     #[inline]
-    fn bucket(&mut self, hash: u32) -> &mut [Entry] {
-        let i = if self.bits == 0 {
+    fn index(&self, hash: u32) -> usize {
+        if self.bits == 0 {
             0
         } else {
             (hash.wrapping_mul(0x9e37_79b9) >> (32 - self.bits)) as usize
-        };
+        }
+    }
+
+    #[inline]
+    fn bucket(&mut self, hash: u32) -> &mut [Entry] {
+        let i = self.index(hash);
         &mut self.entries[i * WAYS..(i + 1) * WAYS]
     }
 
@@ -95,6 +93,10 @@ impl FlowCache {
     /// `key.hash32()`; it must be the same for a flow's inserts and lookups.
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, hash: u32, epoch: u64) -> Option<u32> {
+        if self.entries.is_empty() {
+            self.stats.misses += 1;
+            return None;
+        }
         self.clock = self.clock.wrapping_add(1);
         let clock = self.clock;
         let mut found = None;
@@ -128,6 +130,9 @@ impl FlowCache {
     /// anyway), the least recently used way.
     #[inline]
     pub fn insert(&mut self, key: &FlowKey, hash: u32, epoch: u64, value: u32) {
+        if self.entries.is_empty() {
+            return;
+        }
         self.clock = self.clock.wrapping_add(1);
         let clock = self.clock;
         let bucket = self.bucket(hash);
@@ -152,12 +157,86 @@ impl FlowCache {
     }
 }
 
+/// The entries, zeroed (all empty) and on transparent huge pages where the kernel has them:
+/// flows land in random buckets, and a TLB miss per packet (a two-level walk in a VM) costs
+/// more than the lookup. Mapped directly, so that the hint comes before any page is touched.
+struct Entries {
+    map: *mut libc::c_void,
+    map_len: usize,
+    ptr: std::ptr::NonNull<Entry>,
+    len: usize,
+}
+
+// SAFETY: Entries owns its mapping like a Box<[Entry]>; Entry is plain data.
+unsafe impl Send for Entries {}
+
+const HUGE_PAGE: usize = 2 << 20;
+
+impl Entries {
+    fn new(len: usize) -> Entries {
+        let empty = Entries { map: std::ptr::null_mut(), map_len: 0, ptr: std::ptr::NonNull::dangling(), len: 0 };
+        if len == 0 {
+            return empty;
+        }
+        let size = len * std::mem::size_of::<Entry>();
+        let map_len = size.next_multiple_of(HUGE_PAGE) + HUGE_PAGE;
+        // SAFETY: a fresh private anonymous mapping: zero-filled, owned here, no aliasing.
+        let map = unsafe {
+            libc::mmap(std::ptr::null_mut(), map_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        };
+        if map == libc::MAP_FAILED {
+            std::alloc::handle_alloc_error(std::alloc::Layout::array::<Entry>(len).expect("flow cache layout"));
+        }
+        let start = (map as usize).next_multiple_of(HUGE_PAGE);
+        // A hint, before the pages are touched; ignored where THP is off.
+        // SAFETY: the range lies inside our mapping.
+        unsafe { libc::madvise(start as *mut libc::c_void, size.next_multiple_of(HUGE_PAGE), libc::MADV_HUGEPAGE) };
+        // SAFETY: start is inside the mapping, non-null and page aligned (so aligned for Entry);
+        // an all-zero Entry is a valid empty way (`filled` false, the rest plain integers).
+        let ptr = unsafe { std::ptr::NonNull::new_unchecked(start as *mut Entry) };
+        Entries { map, map_len, ptr, len }
+    }
+}
+
+impl std::ops::Deref for Entries {
+    type Target = [Entry];
+    fn deref(&self) -> &[Entry] {
+        // SAFETY: ptr holds len initialised (zeroed or written) entries that we own.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Entries {
+    fn deref_mut(&mut self) -> &mut [Entry] {
+        // SAFETY: as deref, and &mut self makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Entries {
+    fn drop(&mut self) {
+        if !self.map.is_null() {
+            // SAFETY: the mapping made in `new`, unused after this.
+            unsafe { libc::munmap(self.map, self.map_len) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn k4(last: u8, sport: u16) -> FlowKey {
         FlowKey::v4([10, 0, 0, last], [192, 168, 1, 1], 17, sport, 4500)
+    }
+
+    #[test]
+    fn capacity_zero_is_off() {
+        let mut c = FlowCache::new(0);
+        let k = k4(1, 1000);
+        c.insert(&k, k.hash32(), 1, 42);
+        assert_eq!(c.lookup(&k, k.hash32(), 1), None);
+        assert_eq!((c.capacity(), c.stats().misses), (0, 1));
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct GatewaySpec {
     pub cores: Vec<usize>,
     pub mbufs: u32,
     pub idle_sleep: Duration,
+    /// Flow cache entries per worker (64 bytes each); 0 turns the cache off.
+    pub flow_cache: usize,
 }
 
 #[derive(Debug)]
@@ -92,7 +94,7 @@ impl Gateway {
                 self.shared[id].clone(),
                 reader,
                 self.stop.clone(),
-                self.spec.idle_sleep,
+                &self.spec,
             );
             let h = std::thread::Builder::new()
                 .name(format!("worker{id}"))

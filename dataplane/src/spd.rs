@@ -194,9 +194,9 @@ impl Selector {
             && self.dst.is_ipv6() == key.is_ipv6()
             && src & mask(self.src.len) == self.src.bits()
             && dst & mask(self.dst.len) == self.dst.bits()
-            && self.proto.is_none_or(|p| p == key.proto)
-            && (self.sport.0..=self.sport.1).contains(&key.sport)
-            && (self.dport.0..=self.dport.1).contains(&key.dport)
+            && self.proto.is_none_or(|p| p == key.proto())
+            && (self.sport.0..=self.sport.1).contains(&key.sport())
+            && (self.dport.0..=self.dport.1).contains(&key.dport())
     }
 }
 
@@ -210,31 +210,72 @@ pub struct Policy {
     pub action: Action,
 }
 
-/// A packet's 5-tuple, 38 bytes, hashable; IPv4 addresses sit in the first 4 bytes, zero-padded,
-/// and `family` keeps them apart from IPv6 ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A packet's 5-tuple as five machine words: each address as two words of its 16 bytes
+/// (IPv4 zero-padded), then ports, protocol and family. Built and read a word at a time, so
+/// hashing and comparing a key just built never stall on store forwarding.
+#[derive(Clone, Copy, Debug, Eq)]
 pub struct FlowKey {
-    src: [u8; 16],
-    dst: [u8; 16],
-    sport: u16,
-    dport: u16,
-    proto: u8,
-    /// 4 or 6.
-    family: u8,
+    /// src[0..8], src[8..16], dst[0..8], dst[8..16] in native order; sport << 48 | dport << 32 |
+    /// proto << 8 | family (4 or 6).
+    w: [u64; 5],
+}
+
+impl PartialEq for FlowKey {
+    /// Branch-free over the five words (a derived `==` on the array calls `memcmp`).
+    #[inline]
+    fn eq(&self, o: &FlowKey) -> bool {
+        let (a, b) = (&self.w, &o.w);
+        (a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) == 0
+    }
+}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.w.iter().for_each(|&x| h.write_u64(x));
+    }
+}
+
+#[inline]
+fn words16(b: &[u8; 16]) -> (u64, u64) {
+    (
+        u64::from_ne_bytes(b[..8].try_into().unwrap()),
+        u64::from_ne_bytes(b[8..].try_into().unwrap()),
+    )
+}
+
+#[inline]
+fn word4(b: [u8; 4]) -> u64 {
+    u64::from_ne_bytes([b[0], b[1], b[2], b[3], 0, 0, 0, 0])
+}
+
+#[inline]
+fn tail(proto: u8, sport: u16, dport: u16, family: u8) -> u64 {
+    (sport as u64) << 48 | (dport as u64) << 32 | (proto as u64) << 8 | family as u64
 }
 
 impl FlowKey {
+    /// All zero: a placeholder, matching no real packet (family 0).
+    pub const ZERO: FlowKey = FlowKey { w: [0; 5] };
+
     #[inline]
     pub fn v4(src: [u8; 4], dst: [u8; 4], proto: u8, sport: u16, dport: u16) -> FlowKey {
-        let (mut s, mut d) = ([0; 16], [0; 16]);
-        s[..4].copy_from_slice(&src);
-        d[..4].copy_from_slice(&dst);
-        FlowKey { src: s, dst: d, sport, dport, proto, family: 4 }
+        FlowKey { w: [word4(src), 0, word4(dst), 0, tail(proto, sport, dport, 4)] }
+    }
+
+    /// Sets an IPv4 key word by word, in place.
+    #[inline]
+    pub fn set_v4(&mut self, src: [u8; 4], dst: [u8; 4], proto: u8, sport: u16, dport: u16) {
+        self.w[0] = word4(src);
+        self.w[1] = 0;
+        self.w[2] = word4(dst);
+        self.w[3] = 0;
+        self.w[4] = tail(proto, sport, dport, 4);
     }
 
     #[inline]
     pub fn v6(src: [u8; 16], dst: [u8; 16], proto: u8, sport: u16, dport: u16) -> FlowKey {
-        FlowKey { src, dst, sport, dport, proto, family: 6 }
+        let ((s0, s1), (d0, d1)) = (words16(&src), words16(&dst));
+        FlowKey { w: [s0, s1, d0, d1, tail(proto, sport, dport, 6)] }
     }
 
     /// `None` when `src` and `dst` are of different families.
@@ -250,66 +291,65 @@ impl FlowKey {
         }
     }
 
+    #[inline]
     pub fn is_ipv6(&self) -> bool {
-        self.family == 6
+        self.w[4] as u8 == 6
     }
 
     pub fn src(&self) -> IpAddr {
-        self.addr(&self.src)
+        self.addr(0)
     }
 
     pub fn dst(&self) -> IpAddr {
-        self.addr(&self.dst)
+        self.addr(2)
     }
 
+    #[inline]
     pub fn proto(&self) -> u8 {
-        self.proto
+        (self.w[4] >> 8) as u8
     }
 
+    #[inline]
     pub fn sport(&self) -> u16 {
-        self.sport
+        (self.w[4] >> 48) as u16
     }
 
+    #[inline]
     pub fn dport(&self) -> u16 {
-        self.dport
+        (self.w[4] >> 32) as u16
     }
 
-    fn addr(&self, b: &[u8; 16]) -> IpAddr {
+    /// The address whose words start at `i`, as a big-endian number.
+    #[inline]
+    fn addr_bits(&self, i: usize) -> u128 {
+        (u64::from_be(self.w[i]) as u128) << 64 | u64::from_be(self.w[i + 1]) as u128
+    }
+
+    fn addr(&self, i: usize) -> IpAddr {
+        let b = self.addr_bits(i);
         if self.is_ipv6() {
-            IpAddr::V6(Ipv6Addr::from(*b))
+            IpAddr::V6(Ipv6Addr::from(b))
         } else {
-            IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+            IpAddr::V4(Ipv4Addr::from((b >> 96) as u32))
         }
     }
 
-    /// (src, dst) in the layout `mask` expects.
+    /// (src, dst) in the layout `mask` expects: IPv4 in the top 32 bits, as `v4_bits` puts it.
     #[inline]
     fn bits(&self) -> (u128, u128) {
-        if self.is_ipv6() {
-            (u128::from_be_bytes(self.src), u128::from_be_bytes(self.dst))
-        } else {
-            (
-                v4_bits([self.src[0], self.src[1], self.src[2], self.src[3]]),
-                v4_bits([self.dst[0], self.dst[1], self.dst[2], self.dst[3]]),
-            )
-        }
+        (self.addr_bits(0), self.addr_bits(2))
     }
 
-    /// A fast, well-mixed 32-bit hash for when the NIC gave no RSS hash. Not keyed: the flow
-    /// cache it feeds is per worker and bounded, so colliding flows only slow each other.
+    /// A fast 32-bit hash for when the NIC gave no RSS hash: the words rotated apart and
+    /// folded, then one multiply (the flow cache takes its bucket from the high bits). Not
+    /// keyed: the flow cache it feeds is per worker and bounded, so colliding flows only slow
+    /// each other.
     #[inline]
     pub fn hash32(&self) -> u32 {
-        let w = |b: &[u8; 16], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
-        let tail = (self.sport as u64) << 48
-            | (self.dport as u64) << 32
-            | (self.proto as u64) << 8
-            | self.family as u64;
-        let mut h = Mix(0);
-        for x in [w(&self.src, 0), w(&self.src, 8), w(&self.dst, 0), w(&self.dst, 8), tail] {
-            h.write_u64(x);
-        }
-        let h = h.finish();
-        (h ^ (h >> 32)) as u32
+        let [a, b, c, d, e] = self.w;
+        let x = a ^ b.rotate_left(13) ^ c.rotate_left(29) ^ d.rotate_left(43) ^ e.rotate_left(53);
+        let h = (x ^ (x >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 32) as u32
     }
 }
 
@@ -379,11 +419,11 @@ struct Cand {
 impl Cand {
     #[inline]
     fn matches(&self, key: &FlowKey) -> bool {
-        (self.proto == 256 || self.proto == key.proto as u16)
-            && self.sport.0 <= key.sport
-            && key.sport <= self.sport.1
-            && self.dport.0 <= key.dport
-            && key.dport <= self.dport.1
+        (self.proto == 256 || self.proto == key.proto() as u16)
+            && self.sport.0 <= key.sport()
+            && key.sport() <= self.sport.1
+            && self.dport.0 <= key.dport()
+            && key.dport() <= self.dport.1
     }
 }
 

@@ -5,6 +5,7 @@
 use crate::buf::PktBuf;
 use crate::counters::{DropReason, WorkerCounters};
 use crate::flowcache::FlowCache;
+use crate::gateway::GatewaySpec;
 use crate::l3::{Mac, NextHop};
 use crate::local;
 use crate::mbuf::BURST;
@@ -78,6 +79,9 @@ pub struct Path {
     /// Packets waiting for a neighbour to answer, as a kernel's ARP queue holds them.
     parked: [Option<Parked>; PARKED],
     nparked: usize,
+    /// The last destination routed and its port and next hop's MAC: most packets of a burst
+    /// go to the same peer. Valid for one snapshot only, so cleared before each poll.
+    last_route: Option<(IpAddr, u16, Mac)>,
 }
 
 const PARKED: usize = 16;
@@ -110,7 +114,7 @@ impl Worker {
         shared: Arc<WorkerShared>,
         reader: Reader<Tables>,
         stop: Arc<AtomicBool>,
-        idle_sleep: Duration,
+        spec: &GatewaySpec,
     ) -> Self {
         let tx = ports.iter().map(|_| TxBuf { bufs: [const { None }; BURST], len: 0 }).collect();
         let path = Path {
@@ -119,15 +123,16 @@ impl Worker {
             ports,
             pool,
             shared,
-            flows: FlowCache::new(4096),
+            flows: FlowCache::new(spec.flow_cache),
             tx,
             last_solicit: 0,
             solicit_gap: dpdk_sys::tsc_hz() / 1000,
             last_acquire: 0,
             parked: [const { None }; PARKED],
             nparked: 0,
+            last_route: None,
         };
-        Worker { path, reader, stop, idle_sleep }
+        Worker { path, reader, stop, idle_sleep: spec.idle_sleep }
     }
 
     /// The poll loop; returns when `stop` is set.
@@ -146,6 +151,7 @@ impl Worker {
     /// One iteration: every port once, then the control thread's packets, then TX.
     pub fn poll_once(&mut self) -> usize {
         let t = self.reader.snapshot();
+        self.path.last_route = None;
         let mut got = 0;
         for p in 0..self.path.ports.len() {
             got += self.path.poll_port(t, p as u16);
@@ -177,6 +183,14 @@ enum Class<'t> {
     Drop(DropReason),
 }
 
+/// A burst's packets for ESP, with their SAs.
+struct Sorted<'t> {
+    enc: [Option<(Mbuf, &'t SaEntry)>; BURST],
+    ne: usize,
+    dec: [Option<(Mbuf, &'t SaEntry)>; BURST],
+    nd: usize,
+}
+
 impl Path {
     fn poll_port(&mut self, t: &Tables, port: u16) -> usize {
         let mut rx: [Option<Mbuf>; BURST] = [const { None }; BURST];
@@ -184,56 +198,66 @@ impl Path {
         if n == 0 {
             return 0;
         }
-        let c = &self.shared.counters;
-        c.rx_packets.add(n as u64);
-        let mut enc: [Option<(Mbuf, &SaEntry)>; BURST] = [const { None }; BURST];
-        let mut dec: [Option<(Mbuf, &SaEntry)>; BURST] = [const { None }; BURST];
-        let (mut ne, mut nd) = (0, 0);
+        self.shared.counters.rx_packets.add(n as u64);
+        let mut sorted = Sorted { enc: [const { None }; BURST], ne: 0, dec: [const { None }; BURST], nd: 0 };
         // The burst's headers are not in this core's cache yet: ask for all of them, then
-        // for each packet's data one packet ahead of the one being classified.
+        // for each packet's data one packet ahead of the one being parsed. Each packet is
+        // acted on as soon as it is classified, and its flow key is written in place: values
+        // built on the stack and copied stall on store forwarding.
         rx.iter().take(n).flatten().for_each(Mbuf::prefetch_header);
         if let Some(m) = &rx[0] {
             m.prefetch_data();
         }
+        let mut key = FlowKey::ZERO;
         for i in 0..n {
             if let Some(next) = rx.get(i + 1).and_then(Option::as_ref) {
                 next.prefetch_data();
             }
             let Some(mut m) = rx[i].take() else { continue };
-            match self.classify(t, port, &mut m) {
-                Class::Encrypt(sa) => {
-                    enc[ne] = Some((m, sa));
-                    ne += 1;
-                }
-                Class::Decrypt(sa) => {
-                    dec[nd] = Some((m, sa));
-                    nd += 1;
-                }
-                Class::Forward => {
-                    self.shared.counters.bypassed.add(1);
-                    self.route_out(t, m)
-                }
-                Class::Reply => {
-                    self.shared.counters.local.add(1);
-                    self.originate(t, m)
-                }
-                Class::ReplyOn(p) => {
-                    self.shared.counters.local.add(1);
-                    self.send(p, m)
-                }
-                Class::Consumed => self.shared.counters.local.add(1),
-                Class::Exception => {
-                    self.shared.counters.exceptions.add(1);
-                    if self.shared.to_control.push(ToControl::Packet { port, mbuf: m }).is_err() {
-                        self.drop(DropReason::ExceptionFull, 1);
-                    }
-                }
-                Class::Drop(r) => self.drop(r, 1),
-            }
+            let class = match self.parse(t, port, &mut m, &mut key) {
+                Some(class) => class,
+                None => self.transit(t, &key, key.hash32(), &mut m),
+            };
+            self.act(t, port, m, class, &mut sorted);
         }
-        self.encrypt(t, &mut enc[..ne]);
-        self.decrypt(t, &mut dec[..nd]);
+        self.encrypt(t, &mut sorted.enc[..sorted.ne]);
+        self.decrypt(t, &mut sorted.dec[..sorted.nd]);
         n
+    }
+
+    /// Does what `class` says with a packet from `port`; ESP work is gathered in `sorted`.
+    #[inline]
+    fn act<'t>(&mut self, t: &'t Tables, port: u16, m: Mbuf, class: Class<'t>, sorted: &mut Sorted<'t>) {
+        match class {
+            Class::Encrypt(sa) => {
+                sorted.enc[sorted.ne] = Some((m, sa));
+                sorted.ne += 1;
+            }
+            Class::Decrypt(sa) => {
+                sorted.dec[sorted.nd] = Some((m, sa));
+                sorted.nd += 1;
+            }
+            Class::Forward => {
+                self.shared.counters.bypassed.add(1);
+                self.route_out(t, m)
+            }
+            Class::Reply => {
+                self.shared.counters.local.add(1);
+                self.originate(t, m)
+            }
+            Class::ReplyOn(p) => {
+                self.shared.counters.local.add(1);
+                self.send(p, m)
+            }
+            Class::Consumed => self.shared.counters.local.add(1),
+            Class::Exception => {
+                self.shared.counters.exceptions.add(1);
+                if self.shared.to_control.push(ToControl::Packet { port, mbuf: m }).is_err() {
+                    self.drop(DropReason::ExceptionFull, 1);
+                }
+            }
+            Class::Drop(r) => self.drop(r, 1),
+        }
     }
 
     #[inline]
@@ -241,38 +265,44 @@ impl Path {
         self.shared.counters.drops.add(r, n);
     }
 
-    /// Decides what a frame is. On return, IP packets start at their IP header (the Ethernet
+    /// Decides what a frame is, up to the flow lookup: `None` for transit traffic, whose flow
+    /// key is then in `key`. On return, IP packets start at their IP header (the Ethernet
     /// header is gone) and are trimmed to the IP length (no Ethernet padding).
-    fn classify<'t>(&mut self, t: &'t Tables, port: u16, m: &mut Mbuf) -> Class<'t> {
+    fn parse<'t>(&mut self, t: &'t Tables, port: u16, m: &mut Mbuf, key: &mut FlowKey) -> Option<Class<'t>> {
         if !m.is_contiguous() {
-            return Class::Drop(DropReason::Unsupported);
+            return Some(Class::Drop(DropReason::Unsupported));
         }
         let Ok(eth) = ethernet::Frame::new_checked(m.data()) else {
-            return Class::Drop(DropReason::Malformed);
+            return Some(Class::Drop(DropReason::Malformed));
         };
         match eth.ethertype() {
-            ethernet::ethertype::ARP => return self.arp(t, port, m),
+            ethernet::ethertype::ARP => return Some(self.arp(t, port, m)),
             ethernet::ethertype::IPV4 | ethernet::ethertype::IPV6 => {}
-            _ => return Class::Drop(DropReason::Unsupported),
+            _ => return Some(Class::Drop(DropReason::Unsupported)),
         }
         PktBuf::adj(m, ethernet::HEADER_LEN);
         let (ip_len, dst, hops) = match IpView::parse(m.data()) {
             Ok(ip) => (ip.total_len(), ip.dst(), ip.hop_limit()),
-            Err(_) => return Class::Drop(DropReason::Malformed),
+            Err(_) => return Some(Class::Drop(DropReason::Malformed)),
         };
         if m.len() > ip_len {
             PktBuf::trim(m, m.len() - ip_len);
         }
         if t.locals.is_local(dst) || dst.is_multicast() {
-            return self.local(t, port, m);
+            return Some(self.local(t, port, m));
         }
         if hops <= 1 {
-            return Class::Drop(DropReason::TtlExceeded);
+            return Some(Class::Drop(DropReason::TtlExceeded));
         }
-        let Ok(key) = FlowKey::extract(m.data()) else {
-            return Class::Drop(DropReason::Malformed);
-        };
-        let v = self.verdict(t, &key);
+        match FlowKey::extract_into(m.data(), key) {
+            Ok(()) => None,
+            Err(_) => Some(Class::Drop(DropReason::Malformed)),
+        }
+    }
+
+    /// What transit traffic gets: its flow's verdict (the flow cache, else the SPD).
+    fn transit<'t>(&mut self, t: &'t Tables, key: &FlowKey, hash: u32, m: &mut Mbuf) -> Class<'t> {
+        let v = self.verdict(t, key, hash);
         match v & V_KIND {
             V_ENCRYPT => match t.out_sa.get((v & !V_KIND) as usize) {
                 Some(Some(sa)) => {
@@ -284,7 +314,7 @@ impl Path {
                     let now = dpdk_sys::rdtsc();
                     if now.wrapping_sub(self.last_acquire) >= self.solicit_gap {
                         self.last_acquire = now;
-                        let _ = self.shared.to_control.push(ToControl::Acquire { key });
+                        let _ = self.shared.to_control.push(ToControl::Acquire { key: *key });
                     }
                     Class::Drop(DropReason::NoSa)
                 }
@@ -299,8 +329,8 @@ impl Path {
     }
 
     /// The flow's verdict, from the flow cache when it holds one for this SPD generation.
-    fn verdict(&mut self, t: &Tables, key: &FlowKey) -> u32 {
-        let hash = key.hash32();
+    #[inline]
+    fn verdict(&mut self, t: &Tables, key: &FlowKey, hash: u32) -> u32 {
         if let Some(v) = self.flows.lookup(key, hash, t.spd_gen) {
             self.shared.counters.flow_hits.add(1);
             return v;
@@ -387,20 +417,28 @@ impl Path {
         }
     }
 
+    /// Encrypts a burst; each run of packets for one SA takes its sequence numbers at once.
     fn encrypt(&mut self, t: &Tables, burst: &mut [Option<(Mbuf, &SaEntry)>]) {
-        for slot in burst.iter_mut() {
-            let Some((mut m, sa)) = slot.take() else { continue };
-            match sa.sa.encap(&mut m) {
-                Ok(()) => {
-                    self.shared.counters.encrypted.add(1);
-                    self.route_out(t, m);
-                }
-                Err(e) => {
-                    let r = DropReason::from(e);
-                    sa.drops.add(self.id, r);
-                    self.drop(r, 1);
+        let mut i = 0;
+        while i < burst.len() {
+            let Some((_, sa)) = burst[i] else { break };
+            let run = burst[i..].iter().take_while(|s| s.as_ref().is_some_and(|(_, s)| std::ptr::eq(*s, sa))).count();
+            let first = sa.sa.reserve_seq(run as u64);
+            for (k, slot) in burst[i..i + run].iter_mut().enumerate() {
+                let Some((mut m, _)) = slot.take() else { continue };
+                match first.and_then(|s| sa.sa.encap_seq(&mut m, s + k as u64)) {
+                    Ok(()) => {
+                        self.shared.counters.encrypted.add(1);
+                        self.route_out(t, m);
+                    }
+                    Err(e) => {
+                        let r = DropReason::from(e);
+                        sa.drops.add(self.id, r);
+                        self.drop(r, 1);
+                    }
                 }
             }
+            i += run;
         }
     }
 
@@ -472,19 +510,26 @@ impl Path {
         let Ok(dst) = IpView::parse(m.data()).map(|ip| ip.dst()) else {
             return self.drop(DropReason::Malformed, 1);
         };
-        let Some(nh) = t.routes.lookup(dst) else {
-            return self.drop(DropReason::NoRoute, 1);
-        };
-        let Some(&mac) = t.neighbors.get(nh.port, nh.addr) else {
-            self.solicit(t, nh);
-            return self.park(nh, m);
+        let (port, mac) = match self.last_route {
+            Some((d, port, mac)) if d == dst => (port, mac),
+            _ => {
+                let Some(nh) = t.routes.lookup(dst) else {
+                    return self.drop(DropReason::NoRoute, 1);
+                };
+                let Some(&mac) = t.neighbors.get(nh.port, nh.addr) else {
+                    self.solicit(t, nh);
+                    return self.park(nh, m);
+                };
+                self.last_route = Some((dst, nh.port, mac));
+                (nh.port, mac)
+            }
         };
         let ethertype = if dst.is_ipv4() { ethernet::ethertype::IPV4 } else { ethernet::ethertype::IPV6 };
         let Some(h) = PktBuf::prepend(&mut m, ethernet::HEADER_LEN) else {
             return self.drop(DropReason::NoRoom, 1);
         };
-        local::write_eth(h, mac, t.macs[nh.port as usize], ethertype);
-        self.send(nh.port, m);
+        local::write_eth(h, mac, t.macs[port as usize], ethertype);
+        self.send(port, m);
     }
 
     fn park(&mut self, nh: NextHop, m: Mbuf) {

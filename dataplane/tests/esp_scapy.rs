@@ -1,20 +1,44 @@
 //! Rampart's ESP against an independent implementation: scapy's `SecurityAssociation`
 //! (tests/scapy/esp_oracle.py). For every algorithm, mode, inner and outer family, ESN
 //! and UDP encapsulation, scapy decrypts what Rampart encrypts and Rampart decrypts what
-//! scapy encrypts, and both give back the original inner packet.
+//! scapy encrypts, and both give back the original inner packet; on every crypto engine
+//! this build and CPU can run (soft, and ipsec-mb where it is usable).
 //!
 //! Skips with a loud message when python3, scapy or cryptography are missing; set
 //! RAMPART_REQUIRE_SCAPY=1 (CI does) to make that a failure instead.
 
 use rampart_dataplane::buf::{PktBuf, VecBuf};
-use rampart_dataplane::crypto::AeadAlg;
+use rampart_dataplane::crypto::{self, AeadAlg, Engine};
 use rampart_dataplane::esp::{Lifetime, Mode, Sa, SaParams, UdpEncap};
 use rampart_dataplane::wire::{ecn, ip_proto, ipv4, ipv6, udp};
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
 
 const SPI: u32 = 0xc0de_0101;
+
+/// `Sa::new` builds its key on the process's engine; the lock keeps the two tests (threads
+/// of this process) from switching it under each other.
+static PROCESS_ENGINE: Mutex<()> = Mutex::new(());
+
+/// Runs `f` once per engine this build and CPU can run, with that engine selected.
+fn on_each_engine(mut f: impl FnMut(Engine)) {
+    let _guard = PROCESS_ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut engines = vec![Engine::Soft];
+    match crypto::resolve(Engine::IpsecMb) {
+        Ok(_) => engines.push(Engine::IpsecMb),
+        Err(why) => {
+            let _ = std::io::stderr()
+                .write_all(format!("\n!!! esp_scapy: soft engine only: {why}\n").as_bytes());
+        }
+    }
+    for e in engines {
+        crypto::select_engine(e).unwrap();
+        f(e);
+    }
+    crypto::select_engine(Engine::Soft).unwrap();
+}
 
 struct Oracle {
     child: Child,
@@ -261,24 +285,30 @@ fn scapy_decrypts_what_rampart_encrypts() {
     let Some(mut oracle) = Oracle::start() else {
         return;
     };
-    let mut checked = 0;
-    for cfg in configs() {
-        let sa = cfg.sa();
-        sa.advance_seq(cfg.first_seq()).unwrap();
-        for n in SIZES {
-            let orig = inner(cfg.inner_v6, n);
-            let mut b = VecBuf::new(&orig);
-            sa.encap(&mut b).unwrap();
-            let (back, trailer_ok) = oracle.call(&cfg, "decrypt", sa.last_seq(), b.data());
-            assert_eq!(hex::encode(back), hex::encode(&orig), "{cfg:?} n={n}");
-            assert!(
-                trailer_ok,
-                "padding/alignment per RFC 4303 2.4: {cfg:?} n={n}"
-            );
-            checked += 1;
+    on_each_engine(|engine| {
+        let mut checked = 0;
+        for cfg in configs() {
+            let sa = cfg.sa();
+            sa.advance_seq(cfg.first_seq()).unwrap();
+            for n in SIZES {
+                let orig = inner(cfg.inner_v6, n);
+                let mut b = VecBuf::new(&orig);
+                sa.encap(&mut b).unwrap();
+                let (back, trailer_ok) = oracle.call(&cfg, "decrypt", sa.last_seq(), b.data());
+                assert_eq!(
+                    hex::encode(back),
+                    hex::encode(&orig),
+                    "{engine}: {cfg:?} n={n}"
+                );
+                assert!(
+                    trailer_ok,
+                    "padding/alignment per RFC 4303 2.4: {engine}: {cfg:?} n={n}"
+                );
+                checked += 1;
+            }
         }
-    }
-    eprintln!("esp_scapy: scapy decrypted {checked} Rampart packets");
+        eprintln!("esp_scapy: scapy decrypted {checked} Rampart packets ({engine})");
+    });
 }
 
 #[test]
@@ -286,24 +316,30 @@ fn rampart_decrypts_what_scapy_encrypts() {
     let Some(mut oracle) = Oracle::start() else {
         return;
     };
-    let mut checked = 0;
-    for cfg in configs() {
-        let sa = cfg.sa();
-        sa.replay().reset_to(cfg.first_seq() - 1);
-        for (i, n) in SIZES.into_iter().enumerate() {
-            let orig = inner(cfg.inner_v6, n);
-            let seq = cfg.first_seq() + i as u64;
-            let (outer, _) = oracle.call(&cfg, "encrypt", seq, &orig);
-            let mut b = VecBuf::new(&outer);
-            let info = sa
-                .decap(&mut b)
-                .unwrap_or_else(|e| panic!("{cfg:?} n={n}: {e}"));
-            assert_eq!(info.seq, seq);
-            assert_eq!(hex::encode(b.data()), hex::encode(&orig), "{cfg:?} n={n}");
-            // Replaying scapy's packet is refused.
-            assert!(sa.decap(&mut VecBuf::new(&outer)).is_err());
-            checked += 1;
+    on_each_engine(|engine| {
+        let mut checked = 0;
+        for cfg in configs() {
+            let sa = cfg.sa();
+            sa.replay().reset_to(cfg.first_seq() - 1);
+            for (i, n) in SIZES.into_iter().enumerate() {
+                let orig = inner(cfg.inner_v6, n);
+                let seq = cfg.first_seq() + i as u64;
+                let (outer, _) = oracle.call(&cfg, "encrypt", seq, &orig);
+                let mut b = VecBuf::new(&outer);
+                let info = sa
+                    .decap(&mut b)
+                    .unwrap_or_else(|e| panic!("{engine}: {cfg:?} n={n}: {e}"));
+                assert_eq!(info.seq, seq);
+                assert_eq!(
+                    hex::encode(b.data()),
+                    hex::encode(&orig),
+                    "{engine}: {cfg:?} n={n}"
+                );
+                // Replaying scapy's packet is refused.
+                assert!(sa.decap(&mut VecBuf::new(&outer)).is_err());
+                checked += 1;
+            }
         }
-    }
-    eprintln!("esp_scapy: Rampart decrypted {checked} scapy packets");
+        eprintln!("esp_scapy: Rampart decrypted {checked} scapy packets ({engine})");
+    });
 }

@@ -14,7 +14,7 @@
 
 use dpdk_sys::Mbuf;
 use rampart_dataplane::counters::SaDrops;
-use rampart_dataplane::crypto::AeadAlg;
+use rampart_dataplane::crypto::{self, AeadAlg};
 use rampart_dataplane::esp::{Lifetime, Mode, Sa, SaParams};
 use rampart_dataplane::spd::{Action, Direction, Policy, Prefix, Selector, Spd};
 use rampart_dataplane::tables::{SaEntry, SpiMap, Tables};
@@ -114,6 +114,10 @@ use common::{RingBed, LOCAL, PEER};
 
 #[test]
 fn table_swaps_under_load_lose_nothing() {
+    // As `rampart run` does by default: ipsec-mb where it is usable, so the worker seals on
+    // its thread while this one opens, both through the one shared intel-ipsec-mb manager.
+    let engine = crypto::select_engine(crypto::Engine::Auto).unwrap();
+    eprintln!("hitless: crypto engine {engine}");
     let mut bed = RingBed::open("hitless");
     let mut next_k = 0u64;
     let mut weaks: Vec<Weak<SaEntry>> = Vec::new();

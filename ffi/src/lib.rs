@@ -1,5 +1,6 @@
 //! Bindings to the system DPDK (`sys`: bindgen output plus the C shim for DPDK's inline
-//! functions) and the thin safe wrappers the rest of Rampart uses.
+//! functions) and the thin safe wrappers the rest of Rampart uses; `imb`: intel-ipsec-mb's
+//! direct AES-GCM API, where the library is installed.
 
 #[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
 #[allow(clippy::all, clippy::pedantic, clippy::undocumented_unsafe_blocks)]
@@ -9,6 +10,7 @@ pub mod sys {
 
 mod eal;
 mod error;
+pub mod imb;
 mod mbuf;
 mod mempool;
 mod port;

@@ -39,17 +39,20 @@ impl Mbuf {
         self.0.as_ptr()
     }
 
+    #[inline]
     fn raw(&self) -> &sys::rte_mbuf {
         // SAFETY: we own a valid mbuf; the shared borrow of self keeps it alive and unchanged.
         unsafe { self.0.as_ref() }
     }
 
+    #[inline]
     fn raw_mut(&mut self) -> &mut sys::rte_mbuf {
         // SAFETY: we own a valid mbuf; &mut self makes this borrow unique.
         unsafe { self.0.as_mut() }
     }
 
     /// `rte_pktmbuf_mtod`, computed here rather than through the shim: it is per packet.
+    #[inline]
     fn mtod(&self) -> *mut u8 {
         let m = self.raw();
         // SAFETY: data_off is within the buffer that buf_addr points to.
@@ -69,6 +72,7 @@ impl Mbuf {
     }
 
     /// The first segment's data (the whole packet when `is_contiguous()`).
+    #[inline]
     pub fn data(&self) -> &[u8] {
         // SAFETY: mtod() is the start of data_len initialized bytes in the buffer, borrowed
         // no longer than self.
@@ -76,42 +80,84 @@ impl Mbuf {
     }
 
     /// The first segment's data, writable.
+    #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as data(), and &mut self makes the borrow unique.
         unsafe { std::slice::from_raw_parts_mut(self.mtod(), self.raw().data_len.into()) }
     }
 
+    // prepend, append, adj and trim are per packet: a single segment (the common case) is
+    // handled here as DPDK's inline functions do, a chain goes through the shim.
+
     /// Grows the packet by `n` bytes at the front (into the headroom) and returns them, or
     /// `None` (packet unchanged) if the headroom is short.
+    #[inline]
     pub fn prepend(&mut self, n: u16) -> Option<&mut [u8]> {
-        // SAFETY: we own the mbuf; a non-NULL result points at n bytes now part of the data.
-        let p = unsafe { sys::shim_rte_pktmbuf_prepend(self.as_ptr(), n) };
-        // SAFETY: p is valid for n bytes and borrowed no longer than &mut self.
-        (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(p.cast(), n.into()) })
+        let m = self.raw_mut();
+        if n > m.data_off {
+            return None;
+        }
+        m.data_off -= n;
+        m.data_len += n;
+        m.pkt_len += u32::from(n);
+        // SAFETY: the n bytes before the old data start are headroom inside the buffer, now
+        // part of the data, borrowed no longer than &mut self.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.mtod(), n.into()) })
     }
 
     /// Grows the packet by `n` bytes at the end (of the last segment) and returns them, or
     /// `None` (packet unchanged) if the tailroom is short.
+    #[inline]
     pub fn append(&mut self, n: u16) -> Option<&mut [u8]> {
-        // SAFETY: we own the mbuf; a non-NULL result points at n bytes now part of the data.
-        let p = unsafe { sys::shim_rte_pktmbuf_append(self.as_ptr(), n) };
-        // SAFETY: p is valid for n bytes and borrowed no longer than &mut self.
-        (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(p.cast(), n.into()) })
+        if !self.is_contiguous() {
+            // SAFETY: we own the mbuf; a non-NULL result points at n bytes now part of the data.
+            let p = unsafe { sys::shim_rte_pktmbuf_append(self.as_ptr(), n) };
+            // SAFETY: p is valid for n bytes and borrowed no longer than &mut self.
+            return (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(p.cast(), n.into()) });
+        }
+        let m = self.raw_mut();
+        if u32::from(n) + u32::from(m.data_off) + u32::from(m.data_len) > u32::from(m.buf_len) {
+            return None;
+        }
+        let old = m.data_len;
+        m.data_len += n;
+        m.pkt_len += u32::from(n);
+        // SAFETY: the n bytes after the old data end are tailroom inside the buffer, now part
+        // of the data, borrowed no longer than &mut self.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.mtod().add(old.into()), n.into()) })
     }
 
     /// Drops `n` bytes from the front; false (packet unchanged) if the first segment is shorter.
+    #[inline]
     pub fn adj(&mut self, n: u16) -> bool {
-        // SAFETY: we own the mbuf.
-        !unsafe { sys::shim_rte_pktmbuf_adj(self.as_ptr(), n) }.is_null()
+        let m = self.raw_mut();
+        if n > m.data_len {
+            return false;
+        }
+        m.data_len -= n;
+        m.data_off += n;
+        m.pkt_len -= u32::from(n);
+        true
     }
 
     /// Drops `n` bytes from the end; false (packet unchanged) if the last segment is shorter.
+    #[inline]
     pub fn trim(&mut self, n: u16) -> bool {
-        // SAFETY: we own the mbuf.
-        unsafe { sys::shim_rte_pktmbuf_trim(self.as_ptr(), n) == 0 }
+        if !self.is_contiguous() {
+            // SAFETY: we own the mbuf.
+            return unsafe { sys::shim_rte_pktmbuf_trim(self.as_ptr(), n) == 0 };
+        }
+        let m = self.raw_mut();
+        if n > m.data_len {
+            return false;
+        }
+        m.data_len -= n;
+        m.pkt_len -= u32::from(n);
+        true
     }
 
     /// Packet length over all segments.
+    #[inline]
     pub fn len(&self) -> usize {
         self.raw().pkt_len as usize
     }
@@ -132,6 +178,7 @@ impl Mbuf {
     }
 
     /// True when the whole packet is in one segment, so `data()` is all of it.
+    #[inline]
     pub fn is_contiguous(&self) -> bool {
         self.raw().nb_segs == 1
     }

@@ -3,17 +3,25 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// The 32-bit one's complement sum of `data` as big-endian 16-bit words (odd tail padded).
+/// The one's complement sum of `data` as big-endian 16-bit words (odd tail padded), folded
+/// to 16 bits. The sum is taken over native-endian 32-bit words and swapped once at the end,
+/// which gives the same result (RFC 1071 2(B)) in a quarter of the additions.
 pub fn sum(data: &[u8]) -> u32 {
     let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(2);
+    let mut chunks = data.chunks_exact(4);
     for c in &mut chunks {
-        acc += u16::from_be_bytes([c[0], c[1]]) as u64;
+        acc += u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) as u64;
     }
-    if let [last] = chunks.remainder() {
-        acc += (*last as u64) << 8;
+    let rest = chunks.remainder();
+    let mut pairs = rest.chunks_exact(2);
+    for c in &mut pairs {
+        acc += u16::from_ne_bytes([c[0], c[1]]) as u64;
     }
-    fold64(acc)
+    if let [last] = pairs.remainder() {
+        acc += u16::from_ne_bytes([*last, 0]) as u64;
+    }
+    let native = fold(fold64(acc));
+    u16::from_be(native) as u32
 }
 
 fn fold64(mut acc: u64) -> u32 {
@@ -69,5 +77,32 @@ mod tests {
             0xddf2
         );
         assert_eq!(fold(sum(&[0xff])), 0xff00);
+    }
+
+    #[test]
+    fn word_sum_equals_rfc1071_definition() {
+        // The definition: big-endian 16-bit words, odd byte padded, end-around carry.
+        let naive = |d: &[u8]| {
+            let mut acc: u32 = 0;
+            for c in d.chunks(2) {
+                acc += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+            acc as u16
+        };
+        let mut x: u32 = 0x1234_5678;
+        let data: Vec<u8> = (0..2000)
+            .map(|_| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (x >> 24) as u8
+            })
+            .collect();
+        for len in 0..300 {
+            for off in 0..4 {
+                let d = &data[off..off + len];
+                assert_eq!(fold(sum(d)), naive(d), "len {len} off {off}");
+            }
+        }
+        assert_eq!(fold(sum(&[0xff; 1999])), naive(&[0xff; 1999]));
     }
 }

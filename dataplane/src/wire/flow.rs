@@ -10,7 +10,17 @@ pub use crate::spd::FlowKey;
 
 impl FlowKey {
     /// Extracts the key from a packet that starts at its IPv4 or IPv6 header.
+    #[inline]
     pub fn extract(l3: &[u8]) -> Result<FlowKey> {
+        let mut k = FlowKey::ZERO;
+        FlowKey::extract_into(l3, &mut k)?;
+        Ok(k)
+    }
+
+    /// `extract` into a key in place (the packet path: the words are stored where they are
+    /// read, not built elsewhere and copied). On error `key` is unspecified.
+    #[inline]
+    pub fn extract_into(l3: &[u8], key: &mut FlowKey) -> Result<()> {
         match l3.first().map(|b| b >> 4) {
             Some(4) => {
                 let p = ipv4::Packet::new_checked(l3)?;
@@ -20,7 +30,8 @@ impl FlowKey {
                     p.payload()
                 };
                 let (sport, dport) = ports(p.protocol(), l4)?;
-                Ok(FlowKey::v4(p.src_addr().octets(), p.dst_addr().octets(), p.protocol(), sport, dport))
+                key.set_v4(p.src_addr().octets(), p.dst_addr().octets(), p.protocol(), sport, dport);
+                Ok(())
             }
             Some(6) => {
                 let p = ipv6::Packet::new_checked(l3)?;
@@ -30,7 +41,8 @@ impl FlowKey {
                 } else {
                     ports(nh, p.payload())?
                 };
-                Ok(FlowKey::v6(p.src_addr().octets(), p.dst_addr().octets(), nh, sport, dport))
+                *key = FlowKey::v6(p.src_addr().octets(), p.dst_addr().octets(), nh, sport, dport);
+                Ok(())
             }
             Some(_) => Err(WireError::Malformed),
             None => Err(WireError::Truncated),

@@ -60,6 +60,7 @@ impl RingBed {
             cores: vec![core],
             mbufs: 4095,
             idle_sleep: Duration::ZERO,
+            flow_cache: 4096,
         };
         let mut gw = Gateway::open(spec).unwrap();
         let ring = |n: &str| Ring::new(&format!("{tag}_{n}"), 1024).unwrap();
