@@ -188,12 +188,14 @@ impl Selector {
     }
 
     /// The reference semantics; `Spd::lookup` agrees with a priority-ordered scan of this.
+    /// Also the per-packet check of decrypted traffic against its SA's selectors.
+    #[inline]
     pub fn matches(&self, key: &FlowKey) -> bool {
         let (src, dst) = key.bits();
         self.src.is_ipv6() == key.is_ipv6()
             && self.dst.is_ipv6() == key.is_ipv6()
-            && src & mask(self.src.len) == self.src.bits()
-            && dst & mask(self.dst.len) == self.dst.bits()
+            && (src ^ ip_bits(&self.src.addr)) & mask(self.src.len) == 0
+            && (dst ^ ip_bits(&self.dst.addr)) & mask(self.dst.len) == 0
             && self.proto.is_none_or(|p| p == key.proto())
             && (self.sport.0..=self.sport.1).contains(&key.sport())
             && (self.dport.0..=self.dport.1).contains(&key.dport())

@@ -79,9 +79,34 @@ pub struct Path {
     /// Packets waiting for a neighbour to answer, as a kernel's ARP queue holds them.
     parked: [Option<Parked>; PARKED],
     nparked: usize,
-    /// The last destination routed and its port and next hop's MAC: most packets of a burst
-    /// go to the same peer. Valid for one snapshot only, so cleared before each poll.
-    last_route: Option<(IpAddr, u16, Mac)>,
+    /// Destinations routed lately, with their port and next hop's MAC, direct-mapped; an
+    /// entry answers only under the tables epoch it was filled in.
+    routed: Box<[Routed; ROUTED]>,
+    /// The epoch of the snapshot being worked on.
+    epoch: u64,
+}
+
+const ROUTED: usize = 1024;
+
+#[derive(Clone, Copy)]
+struct Routed {
+    epoch: u64,
+    dst: IpAddr,
+    port: u16,
+    mac: Mac,
+}
+
+#[inline]
+fn routed_slot(dst: IpAddr) -> usize {
+    let x = match dst {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => {
+            let b = u128::from(a);
+            (b ^ (b >> 64) ^ (b >> 32)) as u32
+        }
+    };
+    // The low bits first: hosts of one subnet never collide.
+    (x ^ (x >> 10) ^ (x >> 20)) as usize % ROUTED
 }
 
 const PARKED: usize = 16;
@@ -130,7 +155,8 @@ impl Worker {
             last_acquire: 0,
             parked: [const { None }; PARKED],
             nparked: 0,
-            last_route: None,
+            routed: Box::new([Routed { epoch: u64::MAX, dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), port: 0, mac: [0; 6] }; ROUTED]),
+            epoch: u64::MAX,
         };
         Worker { path, reader, stop, idle_sleep: spec.idle_sleep }
     }
@@ -151,7 +177,7 @@ impl Worker {
     /// One iteration: every port once, then the control thread's packets, then TX.
     pub fn poll_once(&mut self) -> usize {
         let t = self.reader.snapshot();
-        self.path.last_route = None;
+        self.path.epoch = self.reader.epoch();
         let mut got = 0;
         for p in 0..self.path.ports.len() {
             got += self.path.poll_port(t, p as u16);
@@ -510,9 +536,11 @@ impl Path {
         let Ok(dst) = IpView::parse(m.data()).map(|ip| ip.dst()) else {
             return self.drop(DropReason::Malformed, 1);
         };
-        let (port, mac) = match self.last_route {
-            Some((d, port, mac)) if d == dst => (port, mac),
-            _ => {
+        let slot = routed_slot(dst);
+        let r = self.routed[slot];
+        let (port, mac) = match r.epoch == self.epoch && r.dst == dst {
+            true => (r.port, r.mac),
+            false => {
                 let Some(nh) = t.routes.lookup(dst) else {
                     return self.drop(DropReason::NoRoute, 1);
                 };
@@ -520,7 +548,7 @@ impl Path {
                     self.solicit(t, nh);
                     return self.park(nh, m);
                 };
-                self.last_route = Some((dst, nh.port, mac));
+                self.routed[slot] = Routed { epoch: self.epoch, dst, port: nh.port, mac };
                 (nh.port, mac)
             }
         };
