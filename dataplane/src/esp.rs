@@ -226,13 +226,21 @@ pub struct Sa {
     /// The parameters with `key` emptied: the key lives only inside `aead`.
     params: SaParams,
     aead: Aead,
-    /// The last sequence number sent (0 = none yet).
-    seq: AtomicU64,
+    /// What every packet sent writes, on a cache line of its own: workers sharing an
+    /// outbound SA then contend on this line only, never on the parameters and key.
+    live: Live,
     replay: ReplayWindow,
-    packets: AtomicU64,
-    bytes: AtomicU64,
     dummy_packets: AtomicU64,
     soft_expired: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Live {
+    /// The last sequence number sent (0 = none yet).
+    seq: AtomicU64,
+    packets: AtomicU64,
+    bytes: AtomicU64,
 }
 
 impl Sa {
@@ -253,10 +261,8 @@ impl Sa {
         Ok(Sa {
             params,
             aead,
-            seq: AtomicU64::new(0),
+            live: Live::default(),
             replay,
-            packets: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
             dummy_packets: AtomicU64::new(0),
             soft_expired: AtomicBool::new(false),
         })
@@ -282,22 +288,22 @@ impl Sa {
 
     pub fn stats(&self) -> SaStats {
         SaStats {
-            packets: self.packets.load(Relaxed),
-            bytes: self.bytes.load(Relaxed),
+            packets: self.live.packets.load(Relaxed),
+            bytes: self.live.bytes.load(Relaxed),
             dummy_packets: self.dummy_packets.load(Relaxed),
         }
     }
 
     /// The last outbound sequence number used (0 before the first packet).
     pub fn last_seq(&self) -> u64 {
-        self.seq.load(Relaxed)
+        self.live.seq.load(Relaxed)
     }
 
     /// Makes the next outbound packet use `next`, for state taken over from another node
     /// (HA) and for tests. Forward only: a number, and so an IV, is never reused.
     pub fn advance_seq(&self, next: u64) -> Result<(), SaError> {
         let last = next.checked_sub(1).ok_or(SaError::SeqBackwards)?.min(SEQ_MAX_ESN);
-        if self.seq.fetch_max(last, Relaxed) > last {
+        if self.live.seq.fetch_max(last, Relaxed) > last {
             return Err(SaError::SeqBackwards);
         }
         Ok(())
@@ -310,9 +316,9 @@ impl Sa {
     /// packets can carry it round to 0 and reuse an IV.
     pub fn reserve_seq(&self, n: u64) -> Result<u64, EspError> {
         let max = if self.params.esn { SEQ_MAX_ESN } else { u32::MAX as u64 };
-        let last = self.seq.fetch_add(n, Relaxed) + n;
+        let last = self.live.seq.fetch_add(n, Relaxed) + n;
         if last > max {
-            self.seq.store(max + 1, Relaxed);
+            self.live.seq.store(max + 1, Relaxed);
             return Err(EspError::SeqExhausted);
         }
         Ok(last + 1 - n)
@@ -322,7 +328,7 @@ impl Sa {
     /// limit can be overrun by a packet per worker: lifetimes are approximate anyway.
     fn check_hard(&self, len: usize) -> Result<(), EspError> {
         let lt = &self.params.lifetime;
-        let (p, b) = (self.packets.load(Relaxed), self.bytes.load(Relaxed));
+        let (p, b) = (self.live.packets.load(Relaxed), self.live.bytes.load(Relaxed));
         if lt.hard_packets.is_some_and(|h| p >= h)
             || lt
                 .hard_bytes
@@ -337,10 +343,16 @@ impl Sa {
     /// always, by RSS on the outer header); when workers share an outbound SA a count may
     /// be lost now and then, and the sequence number stays the exact packet count.
     fn count(&self, len: usize) {
-        let p = self.packets.load(Relaxed) + 1;
-        let b = self.bytes.load(Relaxed) + len as u64;
-        self.packets.store(p, Relaxed);
-        self.bytes.store(b, Relaxed);
+        self.count_many(1, len as u64);
+    }
+
+    /// Counts `packets` sent or received, of `bytes` in all: a burst's worth at once, so
+    /// that workers sharing an outbound SA write its line once a burst, not once a packet.
+    pub fn count_many(&self, packets: u64, bytes: u64) {
+        let p = self.live.packets.load(Relaxed) + packets;
+        let b = self.live.bytes.load(Relaxed) + bytes;
+        self.live.packets.store(p, Relaxed);
+        self.live.bytes.store(b, Relaxed);
         let lt = &self.params.lifetime;
         if lt.soft_packets.is_some_and(|s| p >= s) || lt.soft_bytes.is_some_and(|s| b >= s) {
             self.soft_expired.store(true, Relaxed);
@@ -351,12 +363,15 @@ impl Sa {
     /// `pkt` holds the outer packet, starting at the outer IP header.
     pub fn encap<P: PktBuf>(&self, pkt: &mut P) -> Result<(), EspError> {
         let seq = self.reserve_seq(1)?;
-        self.encap_seq(pkt, seq)
+        let len = self.encap_seq(pkt, seq)?;
+        self.count(len);
+        Ok(())
     }
 
-    /// `encap` with a sequence number taken by `reserve_seq`. Numbers reserved for packets
-    /// that then fail are skipped, never reused.
-    pub fn encap_seq<P: PktBuf>(&self, pkt: &mut P, seq: u64) -> Result<(), EspError> {
+    /// `encap` with a sequence number taken by `reserve_seq`, not counted: returns the inner
+    /// packet's length for `count_many`. Numbers reserved for packets that then fail are
+    /// skipped, never reused.
+    pub fn encap_seq<P: PktBuf>(&self, pkt: &mut P, seq: u64) -> Result<usize, EspError> {
         let inner = IpHdr::parse(pkt.data()).map_err(|_| EspError::Malformed)?;
         // Anything past the IP length (Ethernet minimum-frame padding) is not the packet.
         pkt.trim(pkt.len() - inner.len);
@@ -505,8 +520,7 @@ impl Sa {
                 u.fill_checksum(&h.src_addr().into(), &h.dst_addr().into());
             }
         }
-        self.count(inner.len);
-        Ok(())
+        Ok(inner.len)
     }
 
     /// Decapsulates the ESP packet in `pkt` (starting at the outer IP header, with a UDP

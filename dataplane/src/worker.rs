@@ -450,11 +450,12 @@ impl Path {
             let Some((_, sa)) = burst[i] else { break };
             let run = burst[i..].iter().take_while(|s| s.as_ref().is_some_and(|(_, s)| std::ptr::eq(*s, sa))).count();
             let first = sa.sa.reserve_seq(run as u64);
+            let (mut sealed, mut bytes) = (0, 0);
             for (k, slot) in burst[i..i + run].iter_mut().enumerate() {
                 let Some((mut m, _)) = slot.take() else { continue };
                 match first.and_then(|s| sa.sa.encap_seq(&mut m, s + k as u64)) {
-                    Ok(()) => {
-                        self.shared.counters.encrypted.add(1);
+                    Ok(len) => {
+                        (sealed, bytes) = (sealed + 1, bytes + len as u64);
                         self.route_out(t, m);
                     }
                     Err(e) => {
@@ -464,6 +465,8 @@ impl Path {
                     }
                 }
             }
+            sa.sa.count_many(sealed, bytes);
+            self.shared.counters.encrypted.add(sealed);
             i += run;
         }
     }
