@@ -66,8 +66,8 @@ pub struct Args {
     pub rate: Option<Rate>,
     /// SA replacements a second while measuring.
     pub rekeys: u64,
-    /// Flow cache entries per worker; 0: off.
-    pub flow_cache: usize,
+    /// Flow cache entries per worker; 0: off; None: sized to the flows.
+    pub flow_cache: Option<usize>,
     pub ports: Vec<String>,
     /// Write the input frames (plaintext, or ESP for decrypt) to this pcap and exit.
     pub write_pcap: Option<String>,
@@ -89,7 +89,8 @@ usage: bench --pps [options]
                          default: as fast as the worker takes frames. Latency is meaningful paced
   --rekeys N             replace N SAs a second while measuring (outbound: new SPI; inbound:
                          fresh entry, same SPI); the run reports frames lost
-  --flow-cache N         flow cache entries per worker (default 65536; 0: off, SPD every packet)
+  --flow-cache N         flow cache entries per worker (default: the config default 65536, or
+                         twice the flows if more, as an operator would size it; 0: off)
   --hugepages | --no-huge  EAL memory (default --no-huge)
   --ports DEV DEV        run against two devices (port 0 protected, port 1 unprotected), e.g.
                          'net_pcap0,rx_pcap=plain_64.pcap,infinite_rx=1' 'net_null1,no-rx=1';
@@ -112,7 +113,7 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
         hugepages: false,
         rate: None,
         rekeys: 0,
-        flow_cache: 65536,
+        flow_cache: None,
         ports: vec![],
         write_pcap: None,
         json: false,
@@ -175,7 +176,7 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
                 });
             }
             "--rekeys" => a.rekeys = num(it.next(), "--rekeys")? as u64,
-            "--flow-cache" => a.flow_cache = num(it.next(), "--flow-cache")?,
+            "--flow-cache" => a.flow_cache = Some(num(it.next(), "--flow-cache")?),
             "--hugepages" => a.hugepages = true,
             "--no-huge" => a.hugepages = false,
             "--ports" => {

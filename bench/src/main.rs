@@ -80,7 +80,7 @@ fn run(mut a: Args) -> Result<(), String> {
     spec.eal_args.push("--no-pci".into());
     spec.idle_sleep = Duration::ZERO;
     spec.mbufs = 32767;
-    spec.flow_cache = a.flow_cache;
+    spec.flow_cache = a.flow_cache.unwrap_or((2 * a.flows).next_power_of_two().clamp(spec.flow_cache, 1 << 24));
     if ring_mode {
         spec.ports.clear();
     }

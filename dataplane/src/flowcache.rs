@@ -89,6 +89,17 @@ impl FlowCache {
         &mut self.entries[i * WAYS..(i + 1) * WAYS]
     }
 
+    /// Starts loading the first two ways of `hash`'s bucket, ahead of `lookup`.
+    #[inline]
+    pub fn prefetch(&self, hash: u32) {
+        if self.entries.is_empty() {
+            return;
+        }
+        let i = self.index(hash) * WAYS;
+        dpdk_sys::prefetch((&self.entries[i] as *const Entry).cast());
+        dpdk_sys::prefetch((&self.entries[i + 1] as *const Entry).cast());
+    }
+
     /// The value cached for `key` under `epoch`. `hash` is the RSS hash, or
     /// `key.hash32()`; it must be the same for a flow's inserts and lookups.
     #[inline]

@@ -227,23 +227,34 @@ impl Path {
         self.shared.counters.rx_packets.add(n as u64);
         let mut sorted = Sorted { enc: [const { None }; BURST], ne: 0, dec: [const { None }; BURST], nd: 0 };
         // The burst's headers are not in this core's cache yet: ask for all of them, then
-        // for each packet's data one packet ahead of the one being parsed. Each packet is
-        // acted on as soon as it is classified, and its flow key is written in place: values
-        // built on the stack and copied stall on store forwarding.
+        // for each packet's data one packet ahead of the one being parsed. The first pass
+        // settles what it can at once and leaves transit packets in `rx`, with their flow key
+        // and hash, while their flow cache buckets are fetched; the second looks them up.
+        // (Keys are written in place and classes acted on at once: values built on the stack
+        // and copied stall on store forwarding.)
         rx.iter().take(n).flatten().for_each(Mbuf::prefetch_header);
         if let Some(m) = &rx[0] {
             m.prefetch_data();
         }
-        let mut key = FlowKey::ZERO;
+        let mut keys = [FlowKey::ZERO; BURST];
+        let mut hashes = [0u32; BURST];
         for i in 0..n {
             if let Some(next) = rx.get(i + 1).and_then(Option::as_ref) {
                 next.prefetch_data();
             }
             let Some(mut m) = rx[i].take() else { continue };
-            let class = match self.parse(t, port, &mut m, &mut key) {
-                Some(class) => class,
-                None => self.transit(t, &key, key.hash32(), &mut m),
-            };
+            match self.parse(t, port, &mut m, &mut keys[i]) {
+                Some(class) => self.act(t, port, m, class, &mut sorted),
+                None => {
+                    hashes[i] = keys[i].hash32();
+                    self.flows.prefetch(hashes[i]);
+                    rx[i] = Some(m);
+                }
+            }
+        }
+        for i in 0..n {
+            let Some(mut m) = rx[i].take() else { continue };
+            let class = self.transit(t, &keys[i], hashes[i], &mut m);
             self.act(t, port, m, class, &mut sorted);
         }
         self.encrypt(t, &mut sorted.enc[..sorted.ne]);

@@ -239,8 +239,9 @@ impl Drop for Mbuf {
     }
 }
 
+/// Starts loading the cache line at `p` into this core's caches (a hint: any address will do).
 #[inline]
-fn prefetch(p: *const u8) {
+pub fn prefetch(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint: it never faults, whatever the address.
     unsafe {
