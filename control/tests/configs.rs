@@ -62,6 +62,12 @@ fn bad_configs_name_the_field() {
     refused(|v| v["ports"][0]["addresses"][0] = "192.0.2.1".into(), "ports[0].addresses[0]", "prefix length");
     refused(|v| v["policies"][1]["direction"] = "outbound".into(), "policies[1].sa", "inbound");
     refused(|v| v["crypto_engine"] = "qat".into(), "crypto_engine", "unknown variant `qat`");
+    refused(|v| v["flow_cache_entries"] = (1u64 << 30).into(), "flow_cache_entries", "at most");
+    refused(|v| v["flow_cache_entries"] = (-1).into(), "flow_cache_entries", "invalid value");
+    let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+    assert_eq!(Config::parse(GOOD).unwrap().flow_cache_entries, 65536, "the default");
+    v["flow_cache_entries"] = 0.into();
+    assert_eq!(Config::parse(&v.to_string()).unwrap().flow_cache_entries, 0, "0 turns it off");
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! keeps the policy, the SA comes from the current snapshot), then a higher-priority
 //! DISCARD, then a higher-priority BYPASS, then the DISCARD and BYPASS gone again. Every
 //! verdict, DISCARD and BYPASS included, is cached: the second packet of each step hits.
+//! The worker's cache of routed destinations obeys the same rule: when the peer's MAC
+//! changes, the next ESP frame goes to the new MAC.
 //!
 //! EAL starts once per process: this file holds one test.
 
@@ -96,5 +98,29 @@ fn newer_tables_are_never_shadowed_by_the_flow_cache() {
         assert_eq!(hits(), h + 1, "step {i}: the second packet hits the flow cache");
         bed.gw.publisher().reclaim();
     }
+
+    // The peer moves to a new MAC (a new neighbour entry, published like any table change).
+    let esp_dst_mac = |bed: &RingBed| {
+        bed.put(&bed.lan_rx, &udp_frame([10, 2, 0, 5]));
+        let t0 = Instant::now();
+        let mut out: [Option<Mbuf>; 1] = [None];
+        while bed.wan_tx.dequeue_burst(&mut out) == 0 {
+            assert!(t0.elapsed() < Duration::from_secs(5), "no ESP frame");
+            std::thread::yield_now();
+        }
+        let m = out[0].take().unwrap();
+        <[u8; 6]>::try_from(&m.data()[..6]).unwrap()
+    };
+    assert_eq!(esp_dst_mac(&bed), [2, 0, 0, 0, 0, 0xcc]);
+    let mut moved = t(&bed, 4, None, &a);
+    let mut n = (*moved.neighbors).clone();
+    n.learn(1, std::net::IpAddr::V4(PEER), [2, 0, 0, 0, 0, 0xee]);
+    moved.neighbors = Arc::new(n);
+    bed.gw.publisher().publish(moved);
+    let it = counters.counters.iterations.get();
+    while counters.counters.iterations.get() < it + 2 {
+        std::thread::yield_now();
+    }
+    assert_eq!(esp_dst_mac(&bed), [2, 0, 0, 0, 0, 0xee], "the new MAC, not a cached one");
     bed.gw.stop();
 }
