@@ -582,7 +582,8 @@ impl Sa {
                 pkt.adj(esp_off + FRONT_LEN);
                 pkt.trim(strip_tail);
                 let inner = IpHdr::parse(pkt.data()).map_err(|_| EspError::BadInner)?;
-                if inner.v6 != want_v6 || (!inner.v6 && !inner.checksum_ok) {
+                let checksum_ok = || ipv4::Packet::new_unchecked(pkt.data()).verify_checksum();
+                if inner.v6 != want_v6 || (!inner.v6 && !checksum_ok()) {
                     return Err(EspError::BadInner);
                 }
                 // Shorter than what decrypted: TFC padding (RFC 4303 2.7) follows it.
@@ -729,7 +730,6 @@ struct IpHdr {
     df: bool,
     frag: bool,
     proto: u8,
-    checksum_ok: bool,
 }
 
 impl IpHdr {
@@ -745,7 +745,6 @@ impl IpHdr {
                     df: h.dont_frag(),
                     frag: h.is_fragment(),
                     proto: h.protocol(),
-                    checksum_ok: h.verify_checksum(),
                 })
             }
             Some(6) => {
@@ -758,7 +757,6 @@ impl IpHdr {
                     df: false,
                     frag: false,
                     proto: h.next_header(),
-                    checksum_ok: true,
                 })
             }
             _ => Err(()),

@@ -89,15 +89,13 @@ impl FlowCache {
         &mut self.entries[i * WAYS..(i + 1) * WAYS]
     }
 
-    /// Starts loading the first two ways of `hash`'s bucket, ahead of `lookup`.
+    /// Starts loading the first way of `hash`'s bucket (where a flow usually sits: ways are
+    /// filled in order), ahead of `lookup`.
     #[inline]
     pub fn prefetch(&self, hash: u32) {
-        if self.entries.is_empty() {
-            return;
+        if let Some(e) = self.entries.get(self.index(hash) * WAYS) {
+            dpdk_sys::prefetch((e as *const Entry).cast());
         }
-        let i = self.index(hash) * WAYS;
-        dpdk_sys::prefetch((&self.entries[i] as *const Entry).cast());
-        dpdk_sys::prefetch((&self.entries[i + 1] as *const Entry).cast());
     }
 
     /// The value cached for `key` under `epoch`. `hash` is the RSS hash, or
