@@ -14,8 +14,8 @@
 
 use dpdk_sys::Mbuf;
 use rampart_dataplane::counters::SaDrops;
-use rampart_dataplane::crypto::{self, AeadAlg};
-use rampart_dataplane::esp::{Lifetime, Mode, Sa, SaParams};
+use rampart_dataplane::crypto;
+use rampart_dataplane::esp::Sa;
 use rampart_dataplane::spd::{Action, Direction, Policy, Prefix, Selector, Spd};
 use rampart_dataplane::tables::{SaEntry, SpiMap, Tables};
 use std::net::IpAddr;
@@ -34,20 +34,6 @@ const SEQ_SHIFT: u32 = 16;
 const WINDOW: u64 = 512;
 const FLOWS: u64 = 64;
 const RUN: Duration = Duration::from_secs(3);
-
-fn params(spi: u32, key: &[u8], replay_window: u32) -> SaParams {
-    SaParams {
-        spi,
-        alg: AeadAlg::AesGcm128,
-        key: key.to_vec(),
-        mode: Mode::Tunnel,
-        tunnel: Some((IpAddr::V4(LOCAL), IpAddr::V4(PEER))),
-        encap: None,
-        esn: false,
-        replay_window,
-        lifetime: Lifetime::default(),
-    }
-}
 
 /// The outbound SA object number `k`: SPI A for even k, B for odd, sequence numbers from its own range.
 fn out_sa(k: u64) -> Arc<SaEntry> {
@@ -110,7 +96,7 @@ struct SinkLog {
 }
 
 mod common;
-use common::{RingBed, LOCAL, PEER};
+use common::{params, RingBed};
 
 #[test]
 fn table_swaps_under_load_lose_nothing() {

@@ -22,19 +22,24 @@ pub fn v4(a: [u8; 4], l: u8) -> Prefix {
     Prefix::new(IpAddr::from(a), l)
 }
 
-/// An AES-128-GCM tunnel SA between LOCAL and PEER, its key derived from the SPI.
-pub fn sa(spi: u32, replay_window: u32) -> Arc<SaEntry> {
-    let p = SaParams {
+/// AES-128-GCM tunnel parameters between LOCAL and PEER.
+pub fn params(spi: u32, key: &[u8], replay_window: u32) -> SaParams {
+    SaParams {
         spi,
         alg: AeadAlg::AesGcm128,
-        key: vec![spi as u8; 20],
+        key: key.to_vec(),
         mode: Mode::Tunnel,
         tunnel: Some((IpAddr::V4(LOCAL), IpAddr::V4(PEER))),
         encap: None,
         esn: false,
         replay_window,
         lifetime: Lifetime::default(),
-    };
+    }
+}
+
+/// An AES-128-GCM tunnel SA between LOCAL and PEER, its key derived from the SPI.
+pub fn sa(spi: u32, replay_window: u32) -> Arc<SaEntry> {
+    let p = params(spi, &[spi as u8; 20], replay_window);
     Arc::new(SaEntry { name: format!("sa{spi:x}"), sa: Sa::new(p).unwrap(), selectors: vec![], drops: SaDrops::new(1) })
 }
 
