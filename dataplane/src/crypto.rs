@@ -168,11 +168,6 @@ pub fn backend() -> Backend {
     }
 }
 
-/// The name of the engine selected for the process (see `Backend::name`).
-pub fn engine_name() -> &'static str {
-    backend().name()
-}
-
 /// Keying material that does not fit the algorithm, or an engine that is not there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyError {
@@ -487,7 +482,7 @@ mod tests {
         }
         // Unselected, the process runs soft; selecting soft changes nothing for other tests.
         assert_eq!(select_engine(Engine::Soft), Ok("soft (ring 0.17)"));
-        assert_eq!(engine_name(), "soft (ring 0.17)");
+        assert_eq!(backend().name(), "soft (ring 0.17)");
     }
 
     #[test]

@@ -261,7 +261,9 @@ impl FlowKey {
 
     #[inline]
     pub fn v4(src: [u8; 4], dst: [u8; 4], proto: u8, sport: u16, dport: u16) -> FlowKey {
-        FlowKey { w: [word4(src), 0, word4(dst), 0, tail(proto, sport, dport, 4)] }
+        let mut k = FlowKey::ZERO;
+        k.set_v4(src, dst, proto, sport, dport);
+        k
     }
 
     /// Sets an IPv4 key word by word, in place.
