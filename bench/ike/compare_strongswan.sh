@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # compare_strongswan.sh - IKEv2 setup rate and memory per IKE_SA: rampart-control's engine
-# (bench's `ike-load`) side by side with strongSwan's charon + load-tester
+# (`bench --ike`) side by side with strongSwan's charon + load-tester
 # (shared/anchors-ike/run_loadtest.sh, reused as is, never copied).
 #
 # Usage: bench/ike/compare_strongswan.sh [GROUP...]       (default: x25519 ecp256)
 # Environment:
 #   N [20000]          IKE_SAs per run (both sides; strongSwan needs a multiple of 10)
-#   RUNS [3]           ike-load runs per group (the median is reported)
+#   RUNS [3]           bench --ike runs per group (the median is reported)
 #   ANCHORS [auto]     live:     re-measure strongSwan now with run_loadtest.sh `one`
 #                                (as root; builds the load-tester plugin on first use, which needs
 #                                 apt-get source, i.e. the network)
 #                      recorded: print the anchors' recorded figures from
 #                                shared/anchors-ike/results/runs.jsonl
 #                      auto:     live if the plugin is already built in $LT_STATE_DIR, else recorded
-#   IKE_LOAD_ARGS []   extra arguments for ike-load (e.g. "--window 200")
-#   CARGO_TARGET_DIR   where ike-load is built (release)
+#   IKE_LOAD_ARGS []   extra arguments for bench --ike (e.g. "--window 200")
+#   CARGO_TARGET_DIR   where bench is built (release)
 # Live strongSwan runs write their JSON to a scratch OUT directory, not to the anchors' results.
 set -Eeuo pipefail
 HERE="$(cd "$(dirname "$(readlink -f "$0")")" && pwd)"
@@ -29,8 +29,8 @@ SCRATCH="$(mktemp -d /tmp/ike-compare.XXXXXX)"
 
 log() { printf '[compare] %s\n' "$*" >&2; }
 
-(cd "$ROOT" && cargo build --release -q -p rampart-bench --bin ike-load) || { log "cargo build failed"; exit 1; }
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/ike-load"
+(cd "$ROOT" && cargo build --release -q -p rampart-bench --bin bench) || { log "cargo build failed"; exit 1; }
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/bench"
 [ -x "$BIN" ] || { log "no $BIN"; exit 1; }
 
 if [ "$ANCHORS" = auto ]; then
@@ -40,9 +40,9 @@ log "strongSwan figures: $ANCHORS"
 
 for g in $GROUPS_; do
     for r in $(seq 1 "$RUNS"); do
-        log "ike-load $g run $r/$RUNS (N=$N)"
+        log "bench --ike $g run $r/$RUNS (N=$N)"
         # shellcheck disable=SC2086
-        "$BIN" -n "$N" --group "$g" --json ${IKE_LOAD_ARGS:-} >>"$SCRATCH/rampart.jsonl"
+        "$BIN" --ike -n "$N" --group "$g" --json ${IKE_LOAD_ARGS:-} >>"$SCRATCH/rampart.jsonl"
     done
     if [ "$ANCHORS" = live ]; then
         for r in $(seq 1 "$RUNS"); do
@@ -69,7 +69,7 @@ def sw_runs(g, nn):
             and r.get("kernel", "fake") == "fake" and r.get("table_size", 65536) == 65536]
 print()
 print(f"IKEv2 setup, IKE_SA_INIT + IKE_AUTH with 1 CHILD_SA, PSK, aes128gcm16-prfsha256-<group>, N = {n}")
-print(f"rampart: bench ike-load (median of runs, this machine, now)")
+print(f"rampart: bench --ike (median of runs, this machine, now)")
 label = "re-measured now with run_loadtest.sh" if mode == "live" else "RECORDED (shared/anchors-ike/results/runs.jsonl), not re-measured"
 print(f"strongSwan 5.9.8 charon + load-tester: {label}")
 print()

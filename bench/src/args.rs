@@ -76,7 +76,8 @@ pub struct Args {
 }
 
 pub const USAGE: &str = "\
-usage: bench --pps [options]
+usage: bench --pps [options]      dataplane throughput and latency
+       bench --ike [options]      IKEv2 setup rate and memory per IKE_SA (bench --ike --help)
   --size N|imix          frame bytes (Ethernet, no FCS): 64, 512, 1420, ... or imix (7:4:1 of 64/576/1500); default 64
   --direction D          encrypt | decrypt | both (encrypt then decrypt, two workers); default encrypt
   --workers N            workers (one queue pair each on every port); default 1

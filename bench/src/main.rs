@@ -1,10 +1,13 @@
 //! `bench --pps`: throughput and latency of the Rampart dataplane through the same Gateway,
 //! Worker and tables as `rampart run`, on ring ports fed by a generator and drained by a sink
 //! (or on the devices given with `--ports`). ESP output is checked against Python's
-//! `cryptography` before any figure is reported.
+//! `cryptography` before any figure is reported. `bench --ike` is the IKE load mode (ike.rs).
+
+#![recursion_limit = "512"]
 
 mod args;
 mod frames;
+mod ike;
 mod scenario;
 mod traffic;
 mod verify;
@@ -20,6 +23,9 @@ use traffic::{Traffic, TrafficStats};
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--ike") {
+        return ike::run(&argv[1..]);
+    }
     let a = match args::parse(&argv) {
         Ok(a) => a,
         Err(e) => {

@@ -1,8 +1,8 @@
-//! ike-load: IKEv2 setup rate and memory per IKE_SA of the rampart-control engine.
+//! `bench --ike`: IKEv2 setup rate and memory per IKE_SA of the rampart-control engine.
 //!
 //! One responder `Engine` in its own thread, pinned to one core, on a real UDP socket on
 //! loopback (127.0.0.1). The initiators are child processes of this binary (re-executed
-//! with `--role initiator`), pinned to the other cores, each with one `Engine` that starts
+//! with `--ike --role initiator`), pinned to the other cores, each with one `Engine` that starts
 //! IKE_SAs (IKE_SA_INIT + IKE_AUTH, one CHILD_SA, PSK) from its own 127.0.0.x address.
 //! Separate processes keep the initiators' SAs out of the responder's heap and RSS, as
 //! in strongSwan's load-tester setup with two charons (shared/anchors-ike).
@@ -16,10 +16,8 @@
 //!   IKE_AUTH responses are still cached for retransmissions) and in steady state, after
 //!   advancing the engine's clock past `response_cache_time` so the caches are dropped.
 //!
-//! Usage: ike-load [-n N] [--group x25519|ecp256|modp2048] [--rate SA/s] [--duration S]
+//! Usage: bench --ike [-n N] [--group x25519|ecp256|modp2048] [--rate SA/s] [--duration S]
 //!                 [--window W] [--initiators K] [--responder-cpu C] [--port P] [--json]
-
-#![recursion_limit = "512"]
 
 use rampart_control::ike::*;
 use serde_json::json;
@@ -153,7 +151,7 @@ fn group_name(g: DhGroup) -> &'static str {
 }
 
 fn die(msg: &str) -> ! {
-    eprintln!("ike-load: {msg}");
+    eprintln!("bench --ike: {msg}");
     std::process::exit(2)
 }
 
@@ -222,7 +220,7 @@ struct Opts {
     cpu: Option<usize>,
 }
 
-fn parse_args() -> Opts {
+fn parse_args(a: &[String]) -> Opts {
     let mut o = Opts {
         n: 20000,
         group: DhGroup::Curve25519,
@@ -239,7 +237,6 @@ fn parse_args() -> Opts {
         src: Ipv4Addr::new(127, 0, 0, 2),
         cpu: None,
     };
-    let a: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     let val = |i: &mut usize| -> String {
         *i += 1;
@@ -265,10 +262,10 @@ fn parse_args() -> Opts {
             "--cpu" => o.cpu = Some(val(&mut i).parse().unwrap_or_else(|_| die("bad --cpu"))),
             "-h" | "--help" => {
                 println!(
-                    "ike-load [-n N (20000)] [--group x25519|ecp256|modp2048] [--rate SA/s (0 = unpaced)]\n\
-                     \x20        [--duration S (initiate for S seconds instead of N SAs)] [--window W (100 half-open per initiator)]\n\
-                     \x20        [--initiators K (1)] [--responder-cpu C (last)] [--initiator-cpus a,b (the others)]\n\
-                     \x20        [--port P (5500)] [--timeout S (300)] [--json]"
+                    "bench --ike [-n N (20000)] [--group x25519|ecp256|modp2048] [--rate SA/s (0 = unpaced)]\n\
+                     \x20            [--duration S (initiate for S seconds instead of N SAs)] [--window W (100 half-open per initiator)]\n\
+                     \x20            [--initiators K (1)] [--responder-cpu C (last)] [--initiator-cpus a,b (the others)]\n\
+                     \x20            [--port P (5500)] [--timeout S (300)] [--json]"
                 );
                 std::process::exit(0);
             }
@@ -389,7 +386,7 @@ struct ResponderResult {
 fn run_responder(o: &Opts, sock: UdpSocket, stop: Arc<AtomicBool>, ready: std::sync::mpsc::Sender<()>, established: Arc<AtomicU64>) -> ResponderResult {
     if let Some(c) = o.responder_cpu {
         if !pin(c) {
-            eprintln!("ike-load: could not pin the responder to CPU {c}");
+            eprintln!("bench --ike: could not pin the responder to CPU {c}");
         }
     }
     let local = sock.local_addr().unwrap();
@@ -480,8 +477,9 @@ fn run_responder(o: &Opts, sock: UdpSocket, stop: Arc<AtomicBool>, ready: std::s
     }
 }
 
-fn main() {
-    let o = parse_args();
+/// `bench --ike ARGS`: the responder here, initiators in child processes.
+pub fn run(args: &[String]) {
+    let o = parse_args(args);
     if o.role_initiator {
         run_initiator(&o);
         return;
@@ -513,7 +511,7 @@ fn main() {
     for i in 0..k {
         let n_i = o.n / k as u64 + u64::from((i as u64) < o.n % k as u64);
         let mut c = Command::new(&exe);
-        c.args(["--role", "initiator", "-n", &n_i.to_string(), "--group", group_name(o.group)])
+        c.args(["--ike", "--role", "initiator", "-n", &n_i.to_string(), "--group", group_name(o.group)])
             .args(["--src", &format!("127.0.0.{}", 2 + i), "--port", &o.port.to_string(), "--window", &o.window.to_string()])
             .args(["--cpu", &o.initiator_cpus[i % o.initiator_cpus.len()].to_string(), "--timeout", &o.timeout.to_string()]);
         if o.rate > 0.0 {
@@ -609,7 +607,7 @@ fn report(o: &Opts, r: &ResponderResult, ini: &[serde_json::Value], drops: u64, 
         println!("{v}");
         return;
     }
-    println!("ike-load: rampart-control IKEv2 engine, aes128gcm16-prfsha256-{}, PSK, 1 CHILD_SA (aes128gcm16) per IKE_SA", group_name(o.group));
+    println!("bench --ike: rampart-control IKEv2 engine, aes128gcm16-prfsha256-{}, PSK, 1 CHILD_SA (aes128gcm16) per IKE_SA", group_name(o.group));
     println!(
         "  responder: 1 thread on CPU {:?}; initiators: {} process(es) on CPUs {:?}, window {} half-open each{}",
         o.responder_cpu,

@@ -1,0 +1,40 @@
+//! `bench`'s two modes run end to end as an operator runs them: `--pps` on its embedded
+//! topology (its ESP output is checked by Python `cryptography` before any figure), and
+//! `--ike` with real IKEv2 exchanges over loopback between processes.
+
+use std::process::Command;
+
+fn run_json(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_bench")).args(args).output().expect("bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "bench {args:?} failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON line in {stdout}"));
+    serde_json::from_str(line).expect("one JSON object")
+}
+
+#[test]
+fn pps_mode_moves_verified_frames() {
+    let j = run_json(&["--pps", "--json", "--duration", "1"]);
+    assert!(j["verified_frames"].as_u64().unwrap() > 0, "{j}");
+    assert!(j["packets"].as_u64().unwrap() > 0, "{j}");
+    assert!(j["mpps"].as_f64().unwrap() > 0.0, "{j}");
+    assert!(j["engine"].as_str().is_some_and(|e| !e.is_empty()), "{j}");
+}
+
+#[test]
+fn ike_mode_establishes_every_sa() {
+    let j = run_json(&["--ike", "-n", "200", "--json", "--port", "5611"]);
+    assert_eq!(j["established"], 200, "{j}");
+    assert_eq!(j["child_sas"], 200, "{j}");
+    assert_eq!(j["initiator_failed"], 0, "{j}");
+    assert!(j["heap_bytes_per_sa_steady"].as_f64().unwrap() > 0.0, "{j}");
+}
+
+#[test]
+fn bad_arguments_are_refused_with_usage() {
+    for args in [&["--pps", "--size", "nope"][..], &["--pps", "--sas", "0"], &["--ike", "-n", "x"], &["--ike", "--bogus"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_bench")).args(args).output().expect("bench runs");
+        assert_eq!(out.status.code(), Some(2), "bench {args:?}: {out:?}");
+        assert!(!out.stderr.is_empty(), "bench {args:?} says why");
+    }
+}
