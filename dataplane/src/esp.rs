@@ -47,20 +47,22 @@ pub struct Lifetime {
     pub hard_packets: Option<u64>,
 }
 
-/// Everything the control plane decides about one direction of a Child SA.
+/// Everything the control plane decides about one direction of a Child SA. The fields the
+/// packet path reads come first and share one cache line (`Sa` starts with its parameters).
 #[derive(Clone)]
+#[repr(C)]
 pub struct SaParams {
     pub spi: u32,
-    pub alg: AeadAlg,
-    /// Key || salt (`alg.keymat_len()` bytes).
-    pub key: Vec<u8>,
-    pub mode: Mode,
-    /// (local = outer source, remote = outer destination) in tunnel mode.
-    pub tunnel: Option<(IpAddr, IpAddr)>,
-    pub encap: Option<UdpEncap>,
-    pub esn: bool,
     /// Anti-replay window in packets: 0 (off) or a multiple of 64 in 64..=4096.
     pub replay_window: u32,
+    pub alg: AeadAlg,
+    pub mode: Mode,
+    pub esn: bool,
+    pub encap: Option<UdpEncap>,
+    /// (local = outer source, remote = outer destination) in tunnel mode.
+    pub tunnel: Option<(IpAddr, IpAddr)>,
+    /// Key || salt (`alg.keymat_len()` bytes).
+    pub key: Vec<u8>,
     pub lifetime: Lifetime,
 }
 
@@ -221,26 +223,52 @@ pub struct SaStats {
 /// One direction of a Child SA, ready for the packet path. `Sync`: it sits in an `Arc`
 /// shared by the workers. Outbound, several workers may encap on it at once (the sequence
 /// number is a fetch-add); inbound, one worker owns it (see `replay`).
+///
+/// Laid out for many SAs, each cold: a short packet reads the first line (parameters), the
+/// `Live` line and a few lines of the key, all at fixed offsets, so that a worker can
+/// prefetch them from the SA's address alone (`prefetch_out`).
 #[derive(Debug)]
+#[repr(C)]
 pub struct Sa {
     /// The parameters with `key` emptied: the key lives only inside `aead`.
     params: SaParams,
-    aead: Aead,
     /// What every packet sent writes, on a cache line of its own: workers sharing an
     /// outbound SA then contend on this line only, never on the parameters and key.
     live: Live,
+    aead: Aead,
     replay: ReplayWindow,
     dummy_packets: AtomicU64,
-    soft_expired: AtomicBool,
 }
 
-#[derive(Debug, Default)]
-#[repr(align(64))]
+/// The counters, and the lifetime's limits they are checked against (`u64::MAX`: none).
+#[derive(Debug)]
+#[repr(C, align(64))]
 struct Live {
     /// The last sequence number sent (0 = none yet).
     seq: AtomicU64,
     packets: AtomicU64,
     bytes: AtomicU64,
+    soft_packets: u64,
+    soft_bytes: u64,
+    hard_packets: u64,
+    hard_bytes: u64,
+    soft_expired: AtomicBool,
+}
+
+impl Live {
+    fn new(lt: &Lifetime) -> Live {
+        let limit = |l: Option<u64>| l.unwrap_or(u64::MAX);
+        Live {
+            seq: AtomicU64::new(0),
+            packets: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            soft_packets: limit(lt.soft_packets),
+            soft_bytes: limit(lt.soft_bytes),
+            hard_packets: limit(lt.hard_packets),
+            hard_bytes: limit(lt.hard_bytes),
+            soft_expired: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Sa {
@@ -259,12 +287,11 @@ impl Sa {
         let replay = ReplayWindow::new(params.replay_window, params.esn)
             .map_err(|_| SaError::ReplayWindow(params.replay_window))?;
         Ok(Sa {
+            live: Live::new(&params.lifetime),
             params,
             aead,
-            live: Live::default(),
             replay,
             dummy_packets: AtomicU64::new(0),
-            soft_expired: AtomicBool::new(false),
         })
     }
 
@@ -283,7 +310,7 @@ impl Sa {
 
     /// Set once a soft lifetime is passed; the control plane polls it to start a rekey.
     pub fn soft_expired(&self) -> bool {
-        self.soft_expired.load(Relaxed)
+        self.live.soft_expired.load(Relaxed)
     }
 
     pub fn stats(&self) -> SaStats {
@@ -327,13 +354,9 @@ impl Sa {
     /// Refuses once the hard lifetime is reached. Workers share an outbound SA, so a
     /// limit can be overrun by a packet per worker: lifetimes are approximate anyway.
     fn check_hard(&self, len: usize) -> Result<(), EspError> {
-        let lt = &self.params.lifetime;
-        let (p, b) = (self.live.packets.load(Relaxed), self.live.bytes.load(Relaxed));
-        if lt.hard_packets.is_some_and(|h| p >= h)
-            || lt
-                .hard_bytes
-                .is_some_and(|h| b.saturating_add(len as u64) > h)
-        {
+        let l = &self.live;
+        let (p, b) = (l.packets.load(Relaxed), l.bytes.load(Relaxed));
+        if p >= l.hard_packets || b.saturating_add(len as u64) > l.hard_bytes {
             return Err(EspError::LifetimeExpired);
         }
         Ok(())
@@ -353,10 +376,18 @@ impl Sa {
         let b = self.live.bytes.load(Relaxed) + bytes;
         self.live.packets.store(p, Relaxed);
         self.live.bytes.store(b, Relaxed);
-        let lt = &self.params.lifetime;
-        if lt.soft_packets.is_some_and(|s| p >= s) || lt.soft_bytes.is_some_and(|s| b >= s) {
-            self.soft_expired.store(true, Relaxed);
+        if p >= self.live.soft_packets || b >= self.live.soft_bytes {
+            self.live.soft_expired.store(true, Relaxed);
         }
+    }
+
+    /// Starts loading what `encap_seq` reads and writes (parameters, key, sequence line), for
+    /// a worker that knows the SA a burst ahead: with many SAs, each is cold.
+    #[inline]
+    pub fn prefetch_out(&self) {
+        dpdk_sys::prefetch((self as *const Sa).cast());
+        dpdk_sys::prefetch((&self.live as *const Live).cast());
+        self.aead.prefetch();
     }
 
     /// Encapsulates the IP packet in `pkt` (starting at its IP header) into ESP. On success
@@ -771,6 +802,19 @@ mod tests {
     use crate::wire::udp;
 
     const SPI: u32 = 0x1234_5678;
+
+    /// What `prefetch_out` assumes: the packet path's parameters in the SA's first line, and
+    /// the counters with their limits in one line of their own.
+    #[test]
+    fn hot_fields_share_the_first_line() {
+        use std::mem::{offset_of, size_of};
+        assert_eq!(offset_of!(Sa, params), 0);
+        assert!(offset_of!(SaParams, tunnel) + size_of::<Option<(IpAddr, IpAddr)>>() <= 64);
+        assert!(offset_of!(SaParams, encap) + size_of::<Option<UdpEncap>>() <= 64);
+        assert_eq!(size_of::<Live>(), 64);
+        assert_eq!(offset_of!(Sa, live) % 64, 0);
+    }
+
     const ALGS: [AeadAlg; 3] = [
         AeadAlg::AesGcm128,
         AeadAlg::AesGcm256,

@@ -84,6 +84,8 @@ pub struct Path {
     routed: Box<[Routed; ROUTED]>,
     /// The epoch of the snapshot being worked on.
     epoch: u64,
+    /// The address of the outbound SA prefetched last.
+    last_sa: usize,
 }
 
 const ROUTED: usize = 1024;
@@ -157,6 +159,7 @@ impl Worker {
             nparked: 0,
             routed: Box::new([Routed { epoch: u64::MAX, dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), port: 0, mac: [0; 6] }; ROUTED]),
             epoch: u64::MAX,
+            last_sa: 0,
         };
         Worker { path, reader, stop, idle_sleep: spec.idle_sleep }
     }
@@ -344,6 +347,13 @@ impl Path {
             V_ENCRYPT => match t.out_sa.get((v & !V_KIND) as usize) {
                 Some(Some(sa)) => {
                     ip::decrement_ttl(m.data_mut());
+                    // Encrypted after the whole burst is classified: long enough for a cold
+                    // SA to arrive. (The previous packet's SA is already on its way.)
+                    let addr = &**sa as *const SaEntry as usize;
+                    if addr != self.last_sa {
+                        sa.sa.prefetch_out();
+                        self.last_sa = addr;
+                    }
                     Class::Encrypt(sa)
                 }
                 // PROTECT with no usable SA: never in clear; IKE may be asked for one.

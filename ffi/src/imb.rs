@@ -102,7 +102,7 @@ mod real {
     use sys::gcm_key_data;
 
     // The library's vector code is written for 64-byte aligned key data (imb.h defines LINUX
-    // so that the header says so); a Box of this type keeps that alignment.
+    // so that the header says so); any value of this type keeps that alignment.
     const _: () = assert!(std::mem::align_of::<gcm_key_data>() == 64);
     const _: () = assert!(std::mem::size_of::<gcm_key_data>().is_multiple_of(8));
 
@@ -140,10 +140,13 @@ mod real {
             .map_err(|e| *e)
     }
 
-    /// An expanded AES-GCM key (round keys and GHASH key powers) in 64-byte aligned heap
-    /// memory, zeroed on drop. `Debug` shows the key size, never key bytes.
+    /// An expanded AES-GCM key (round keys and GHASH key powers), 64-byte aligned, zeroed on
+    /// drop. Held inline, not boxed: with many SAs the key is reached from its SA at a fixed
+    /// offset, so it can be prefetched with the SA instead of after a pointer load.
+    /// `Debug` shows the key size, never key bytes.
+    #[repr(C)]
     pub struct GcmKey {
-        data: Box<gcm_key_data>,
+        data: gcm_key_data,
         size: KeySize,
     }
 
@@ -167,14 +170,23 @@ mod real {
             };
             manager().ok()?;
             let mut k = GcmKey {
-                data: Box::default(),
+                data: gcm_key_data::default(),
                 size,
             };
             // SAFETY: the manager is initialised (above); `key` is readable for its length;
             // `data` is a valid, aligned gcm_key_data. On failure `k` drops and zeroes it.
-            let rc = unsafe { sys::rampart_imb_gcm_pre(key.as_ptr(), key.len(), &mut *k.data) };
+            let rc = unsafe { sys::rampart_imb_gcm_pre(key.as_ptr(), key.len(), &mut k.data) };
             (rc == 0).then_some(k)
         }
+
+        /// The offsets in a `GcmKey` of the lines a short packet's seal or open reads: the
+        /// AES-128 round keys (the first three lines), the lowest GHASH key powers (the VAES
+        /// code keeps H^48 first and H^1 last) and the key size. Larger packets stream the
+        /// other powers in order.
+        pub const SHORT_LINES: [usize; 6] = {
+            let end = std::mem::size_of::<gcm_key_data>();
+            [0, 64, 128, end - 128, end - 64, std::mem::offset_of!(GcmKey, size)]
+        };
 
         /// Encrypts `data` in place and writes the 16-byte ICV to `tag`.
         #[inline]
@@ -208,7 +220,7 @@ mod real {
             // from a live slice or array (never NULL, even when empty) valid for the length
             // passed; `data` is exclusively borrowed, so in-place writes alias nothing;
             // len <= MAX_LEN.
-            unsafe { f(&*self.data, iv.as_ptr(), aad.as_ptr(), aad.len() as u64, data.as_mut_ptr(), data.len() as u64, tag.as_mut_ptr()) };
+            unsafe { f(&self.data, iv.as_ptr(), aad.as_ptr(), aad.len() as u64, data.as_mut_ptr(), data.len() as u64, tag.as_mut_ptr()) };
             Ok(())
         }
     }
@@ -218,11 +230,11 @@ mod real {
 
     impl Drop for GcmKey {
         fn drop(&mut self) {
-            let p = (&mut *self.data as *mut gcm_key_data).cast::<u64>();
+            let p = (&mut self.data as *mut gcm_key_data).cast::<u64>();
             for i in 0..std::mem::size_of::<gcm_key_data>() / 8 {
-                // SAFETY: `p` points to the boxed key data, 64-byte aligned and a whole number
-                // of u64s long (asserted above); volatile so the stores are not elided as
-                // dead before the free.
+                // SAFETY: `p` points to the key data, 64-byte aligned and a whole number of
+                // u64s long (asserted above); volatile so the stores are not elided as dead
+                // before the memory is reused.
                 unsafe { p.add(i).write_volatile(0) };
             }
             std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
@@ -256,6 +268,8 @@ mod stub {
         pub fn new(_key: &[u8]) -> Option<GcmKey> {
             None
         }
+
+        pub const SHORT_LINES: [usize; 0] = [];
 
         #[inline]
         pub fn seal(&self, _: &[u8; IV_LEN], _: &[u8], _: &mut [u8], _: &mut [u8; TAG_LEN]) -> Result<(), TooLong> {
