@@ -201,9 +201,9 @@ fn run(mut a: Args) -> Result<(), String> {
     let snap = |gw: &Gateway, stats: &TrafficStats| Snapshot {
         at: Instant::now(),
         out: if ring_mode { stats.received.load(Relaxed) } else { out_port.stats().opackets },
-        out_bytes: if ring_mode { stats.received_bytes.load(Relaxed) } else { out_port.stats().obytes },
         per_worker: gw.shared.iter().map(|w| w.counters.tx_packets.get()).collect(),
         drops: drops_of(&gw.shared),
+        flows: gw.shared.iter().map(|w| (w.counters.flow_hits.get(), w.counters.flow_misses.get())).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)),
     };
     // Latency below saturation: find the saturated rate first, then pace at half of it.
     let mut paced_mpps = None;
@@ -225,6 +225,8 @@ fn run(mut a: Args) -> Result<(), String> {
         stats.rate_pps.store(pps as u64, Relaxed);
         paced_mpps = Some(pps / 1e6);
     }
+    // Gbit/s as the summary counts it: plaintext frame bytes per packet out.
+    let avg_plain = plain.iter().map(Vec::len).sum::<usize>() as f64 / plain.len() as f64;
     let mut rekey = Rekeyer::new(&a, &cfg);
     let started = Instant::now();
     let mut last = snap(&gw, &stats);
@@ -250,7 +252,7 @@ fn run(mut a: Args) -> Result<(), String> {
                     "[{:5.1}s] {:7.3} Mpps  {:7.2} Gbit/s  drops {d}{}",
                     started.elapsed().as_secs_f64(),
                     (now.out - last.out) as f64 / dt / 1e6,
-                    (now.out_bytes - last.out_bytes) as f64 * 8.0 / dt / 1e9,
+                    (now.out - last.out) as f64 * avg_plain * 8.0 / dt / 1e9,
                     if begin.is_some() { "" } else { "  (warm-up)" }
                 );
             }
@@ -273,7 +275,6 @@ fn run(mut a: Args) -> Result<(), String> {
     let pkts = end.out - begin.out;
     let mpps = pkts as f64 / dt / 1e6;
     // Plaintext frame bytes per output packet (the anchors' Gbit/s), and ESP payload bytes.
-    let avg_plain = plain.iter().map(Vec::len).sum::<usize>() as f64 / plain.len() as f64;
     let avg_payload = plain.iter().map(|f| esp_payload_len(f.len() - 14)).sum::<usize>() as f64 / plain.len() as f64;
     let gbps_frames = mpps * 1e6 * avg_plain * 8.0 / 1e9;
     let gbps_payload = mpps * 1e6 * avg_payload * 8.0 / 1e9;
@@ -284,6 +285,7 @@ fn run(mut a: Args) -> Result<(), String> {
         .map(|(n, c)| (*n, c - begin.drops.iter().find(|x| x.0 == *n).map_or(0, |x| x.1)))
         .filter(|x| x.1 > 0)
         .collect();
+    let (flow_hits, flow_misses) = (end.flows.0 - begin.flows.0, end.flows.1 - begin.flows.1);
     let lat = hist.as_ref().filter(|h| !h.is_empty()).map(|h| {
         (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999), h.max())
     });
@@ -298,6 +300,7 @@ fn run(mut a: Args) -> Result<(), String> {
             "drops": drops.iter().map(|(n, c)| (n.to_string(), serde_json::json!(c))).collect::<serde_json::Map<_, _>>(),
             "latency_ns": lat.map(|(p50, p99, p999, max)| serde_json::json!({"p50": p50, "p99": p99, "p99_9": p999, "max": max})),
             "memory_per_sa_bytes": mem_per_sa, "table_build_s": table_secs,
+            "flow_cache": {"hits": flow_hits, "misses": flow_misses},
             "paced_mpps": paced_mpps, "sa_replacements": rekey.done, "sent": ring_mode.then_some(sent), "lost": lost,
         });
         println!("{j}");
@@ -314,6 +317,10 @@ fn run(mut a: Args) -> Result<(), String> {
             println!("{:<24} {:.3} Mpps", format!("worker {i}"), w);
         }
         println!("{:<24} {}", "drops", if drops.is_empty() { "none".into() } else { drops.iter().map(|(n, c)| format!("{n}={c}")).collect::<Vec<_>>().join(" ") });
+        if flow_hits + flow_misses > 0 {
+            let rate = 100.0 * flow_hits as f64 / (flow_hits + flow_misses) as f64;
+            println!("{:<24} {rate:.1} % hits ({flow_hits} hits, {flow_misses} misses)", "flow cache");
+        }
         if let Some(lost) = lost {
             println!("{:<24} {lost} of {sent} sent (whole run, warm-up included)", "lost");
         }
@@ -404,7 +411,8 @@ fn esp_payload_len(ip_len: usize) -> usize {
 struct Snapshot {
     at: Instant,
     out: u64,
-    out_bytes: u64,
+    /// Flow cache hits and misses, all workers.
+    flows: (u64, u64),
     per_worker: Vec<u64>,
     drops: Vec<(&'static str, u64)>,
 }

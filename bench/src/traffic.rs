@@ -26,7 +26,6 @@ pub struct TrafficStats {
     pub measuring: AtomicBool,
     pub sent: AtomicU64,
     pub received: AtomicU64,
-    pub received_bytes: AtomicU64,
 }
 
 pub struct Traffic {
@@ -51,7 +50,7 @@ impl Traffic {
         let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram");
         let mut was_measuring = false;
         let mut next = 0usize;
-        let (mut sent, mut recv, mut bytes) = (0u64, 0u64, 0u64);
+        let (mut sent, mut recv) = (0u64, 0u64);
         let mut burst: [Option<Mbuf>; 32] = Default::default();
         let hz = dpdk_sys::tsc_hz() as f64;
         // Pacing: frames allowed = rate * time since the rate was set, less those sent since.
@@ -101,7 +100,6 @@ impl Traffic {
                     }
                     let now = dpdk_sys::rdtsc();
                     for m in burst.iter().take(n).flatten() {
-                        bytes += m.len() as u64;
                         if measuring {
                             let ns = (now.wrapping_sub(m.user()) as f64 * ns_per_tick) as u64;
                             let _ = hist.record(ns.max(1));
@@ -116,7 +114,6 @@ impl Traffic {
             }
             self.stats.sent.store(sent, Relaxed);
             self.stats.received.store(recv, Relaxed);
-            self.stats.received_bytes.store(bytes, Relaxed);
         }
         hist
     }

@@ -23,9 +23,9 @@ pub enum AeadAlg {
 }
 
 /// The salt that follows the key in the keying material (RFC 4106 8.1, RFC 7634 2).
-pub const SALT_LEN: usize = 4;
+pub const SALT_LEN: usize = imb::SALT_LEN;
 /// The explicit IV carried in each packet.
-pub const IV_LEN: usize = 8;
+pub const IV_LEN: usize = imb::IV_LEN;
 /// The full-length ICV, the only one Rampart sends or accepts.
 pub const ICV_LEN: usize = 16;
 
@@ -204,20 +204,20 @@ pub struct AuthError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SealError;
 
-// ring's key schedule stays inline, as it was before there were two engines: no extra
-// pointer to chase per packet. (intel-ipsec-mb's is on the heap, 64-byte aligned.)
+// Both key schedules are inline: no pointer to chase per packet, and with many SAs the
+// lines a packet needs are at fixed offsets from the SA (see `Aead::prefetch`). Each holds
+// its salt: ipsec-mb's on the line of its last GHASH powers.
 #[allow(clippy::large_enum_variant)]
 enum Key {
-    Ring(aead::LessSafeKey),
+    Ring { key: aead::LessSafeKey, salt: [u8; SALT_LEN] },
     IpsecMb(imb::GcmKey),
 }
 
 /// One direction's AEAD key and salt. Its `Debug` shows the algorithm and backend, never
 /// the key.
 pub struct Aead {
-    alg: AeadAlg,
     key: Key,
-    salt: [u8; SALT_LEN],
+    alg: AeadAlg,
 }
 
 impl core::fmt::Debug for Aead {
@@ -252,18 +252,19 @@ impl Aead {
         if keymat.len() != alg.keymat_len() {
             return Err(wrong);
         }
-        let (key, salt) = keymat.split_at(alg.key_len());
+        let (key, s) = keymat.split_at(alg.key_len());
+        let mut salt = [0u8; SALT_LEN];
+        salt.copy_from_slice(s);
         let key = match (backend, alg) {
             (Backend::IpsecMb, AeadAlg::AesGcm128 | AeadAlg::AesGcm256) => Key::IpsecMb(
-                imb::GcmKey::new(key).ok_or(KeyError::EngineUnavailable(Engine::IpsecMb))?,
+                imb::GcmKey::new(key, salt).ok_or(KeyError::EngineUnavailable(Engine::IpsecMb))?,
             ),
-            _ => Key::Ring(aead::LessSafeKey::new(
-                aead::UnboundKey::new(alg.ring_alg(), key).map_err(|_| wrong)?,
-            )),
+            _ => Key::Ring {
+                key: aead::LessSafeKey::new(aead::UnboundKey::new(alg.ring_alg(), key).map_err(|_| wrong)?),
+                salt,
+            },
         };
-        let mut s = [0u8; SALT_LEN];
-        s.copy_from_slice(salt);
-        Ok(Aead { alg, key, salt: s })
+        Ok(Aead { key, alg })
     }
 
     pub fn alg(&self) -> AeadAlg {
@@ -273,7 +274,7 @@ impl Aead {
     /// Where this key runs (a ChaCha20-Poly1305 key is always on ring).
     pub fn backend(&self) -> Backend {
         match self.key {
-            Key::Ring(_) => Backend::Ring,
+            Key::Ring { .. } => Backend::Ring,
             Key::IpsecMb(_) => Backend::IpsecMb,
         }
     }
@@ -289,16 +290,6 @@ impl Aead {
         for off in imb::GcmKey::SHORT_LINES {
             dpdk_sys::prefetch(base.wrapping_add(off));
         }
-        dpdk_sys::prefetch(base.wrapping_add(std::mem::offset_of!(Aead, salt)));
-    }
-
-    /// The nonce is salt || IV (RFC 4106 4, RFC 7634 2).
-    #[inline]
-    fn nonce(&self, iv: [u8; IV_LEN]) -> [u8; SALT_LEN + IV_LEN] {
-        let mut n = [0u8; SALT_LEN + IV_LEN];
-        n[..SALT_LEN].copy_from_slice(&self.salt);
-        n[SALT_LEN..].copy_from_slice(&iv);
-        n
     }
 
     /// Encrypts `data` in place and returns the ICV. The caller owns IV uniqueness: ESP
@@ -324,13 +315,12 @@ impl Aead {
         data: &mut [u8],
         icv: &mut [u8; ICV_LEN],
     ) -> Result<(), SealError> {
-        let nonce = self.nonce(iv);
         match &self.key {
-            Key::IpsecMb(k) => k.seal(&nonce, aad, data, icv).map_err(|_| SealError),
-            Key::Ring(k) => {
-                let tag = k
+            Key::IpsecMb(k) => k.seal(&iv, aad, data, icv).map_err(|_| SealError),
+            Key::Ring { key, salt } => {
+                let tag = key
                     .seal_in_place_separate_tag(
-                        aead::Nonce::assume_unique_for_key(nonce),
+                        aead::Nonce::assume_unique_for_key(nonce(salt, iv)),
                         aead::Aad::from(aad),
                         data,
                     )
@@ -352,12 +342,11 @@ impl Aead {
         data_with_tag: &mut [u8],
     ) -> Result<usize, AuthError> {
         let n = data_with_tag.len().checked_sub(ICV_LEN).ok_or(AuthError)?;
-        let nonce = self.nonce(iv);
         match &self.key {
             Key::IpsecMb(k) => {
                 let (ct, icv) = data_with_tag.split_at_mut(n);
                 let mut computed = [0u8; ICV_LEN];
-                k.open(&nonce, aad, ct, &mut computed)
+                k.open(&iv, aad, ct, &mut computed)
                     .map_err(|_| AuthError)?;
                 if icv_eq(&computed, icv) {
                     Ok(n)
@@ -367,9 +356,9 @@ impl Aead {
                     Err(AuthError)
                 }
             }
-            Key::Ring(k) => k
+            Key::Ring { key, salt } => key
                 .open_in_place(
-                    aead::Nonce::assume_unique_for_key(nonce),
+                    aead::Nonce::assume_unique_for_key(nonce(salt, iv)),
                     aead::Aad::from(aad),
                     data_with_tag,
                 )
@@ -377,6 +366,15 @@ impl Aead {
                 .map_err(|_| AuthError),
         }
     }
+}
+
+/// The nonce is salt || IV (RFC 4106 4, RFC 7634 2).
+#[inline]
+fn nonce(salt: &[u8; SALT_LEN], iv: [u8; IV_LEN]) -> [u8; SALT_LEN + IV_LEN] {
+    let mut n = [0u8; SALT_LEN + IV_LEN];
+    n[..SALT_LEN].copy_from_slice(salt);
+    n[SALT_LEN..].copy_from_slice(&iv);
+    n
 }
 
 /// Compares a computed ICV with a received one in constant time: no early exit, so the

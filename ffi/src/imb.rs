@@ -5,8 +5,10 @@
 //! `RAMPART_NO_IPSEC_MB`), the same API exists: `manager()` says why it is unavailable and
 //! `GcmKey::new` returns `None`, so callers need no `cfg` of their own.
 
-/// The GCM nonce: the SA's 4-byte salt followed by the packet's 8-byte IV (RFC 4106 4).
-pub const IV_LEN: usize = 12;
+/// The salt, the implicit part of the nonce that comes with the key (RFC 4106 4).
+pub const SALT_LEN: usize = 4;
+/// The explicit IV each packet carries; the nonce is salt || IV.
+pub const IV_LEN: usize = 8;
 /// The full 16-byte tag, the only length Rampart uses.
 pub const TAG_LEN: usize = 16;
 /// GCM's longest plaintext, 2^39 - 256 bits (NIST SP 800-38D 5.2.1.1), in bytes.
@@ -90,7 +92,7 @@ pub use stub::{manager, GcmKey};
 
 #[cfg(rampart_imb)]
 mod real {
-    use super::{Arch, Manager, TooLong, IV_LEN, MAX_LEN, TAG_LEN};
+    use super::{Arch, Manager, TooLong, IV_LEN, MAX_LEN, SALT_LEN, TAG_LEN};
     use std::ffi::CStr;
     use std::sync::OnceLock;
 
@@ -99,16 +101,22 @@ mod real {
     mod sys {
         include!(concat!(env!("OUT_DIR"), "/imb_bindings.rs"));
     }
-    use sys::gcm_key_data;
+    use sys::{gcm_key_data, gcm_key_data__bindgen_ty_1};
 
     // The library's vector code is written for 64-byte aligned key data (imb.h defines LINUX
-    // so that the header says so); any value of this type keeps that alignment.
+    // so that the header says so).
     const _: () = assert!(std::mem::align_of::<gcm_key_data>() == 64);
-    const _: () = assert!(std::mem::size_of::<gcm_key_data>().is_multiple_of(8));
+
+    /// The bytes of `gcm_key_data` the library reads and writes: the round keys, then the
+    /// GHASH key powers. The rest of the struct is alignment padding.
+    const DATA_LEN: usize = std::mem::offset_of!(gcm_key_data, ghash_keys) + std::mem::size_of::<gcm_key_data__bindgen_ty_1>();
+    const _: () = assert!(std::mem::size_of::<GcmKey>() == std::mem::size_of::<gcm_key_data>());
+    const _: () = assert!(std::mem::offset_of!(GcmKey, salt) >= DATA_LEN);
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[repr(u8)]
     enum KeySize {
-        Aes128,
+        Aes128 = 0,
         Aes256,
     }
 
@@ -140,13 +148,14 @@ mod real {
             .map_err(|e| *e)
     }
 
-    /// An expanded AES-GCM key (round keys and GHASH key powers), 64-byte aligned, zeroed on
-    /// drop. Held inline, not boxed: with many SAs the key is reached from its SA at a fixed
-    /// offset, so it can be prefetched with the SA instead of after a pointer load.
-    /// `Debug` shows the key size, never key bytes.
-    #[repr(C)]
+    /// An expanded AES-GCM key (round keys and GHASH key powers) and its salt, laid out as
+    /// the library's `gcm_key_data` with the salt and key size in that struct's tail
+    /// padding: on the line of the lowest GHASH powers, which every packet reads anyway.
+    /// Zeroed on drop. `Debug` shows the key size, never key bytes.
+    #[repr(C, align(64))]
     pub struct GcmKey {
-        data: gcm_key_data,
+        data: [u8; DATA_LEN],
+        salt: [u8; SALT_LEN],
         size: KeySize,
     }
 
@@ -162,30 +171,34 @@ mod real {
     impl GcmKey {
         /// Expands a 16-byte (AES-128) or 32-byte (AES-256) key; `None` for another length
         /// or where the manager is unavailable.
-        pub fn new(key: &[u8]) -> Option<GcmKey> {
+        pub fn new(key: &[u8], salt: [u8; SALT_LEN]) -> Option<GcmKey> {
             let size = match key.len() {
                 16 => KeySize::Aes128,
                 32 => KeySize::Aes256,
                 _ => return None,
             };
             manager().ok()?;
-            let mut k = GcmKey {
-                data: gcm_key_data::default(),
-                size,
-            };
+            let mut k = GcmKey { data: [0; DATA_LEN], salt: [0; SALT_LEN], size };
             // SAFETY: the manager is initialised (above); `key` is readable for its length;
-            // `data` is a valid, aligned gcm_key_data. On failure `k` drops and zeroes it.
-            let rc = unsafe { sys::rampart_imb_gcm_pre(key.as_ptr(), key.len(), &mut k.data) };
+            // `k` has the size and alignment of a gcm_key_data (asserted above) and the
+            // library writes only its first DATA_LEN bytes. On failure `k` drops and zeroes.
+            let rc = unsafe { sys::rampart_imb_gcm_pre(key.as_ptr(), key.len(), k.raw().cast_mut()) };
+            // Set after the precompute, whatever it does with the padding.
+            (k.salt, k.size) = (salt, size);
             (rc == 0).then_some(k)
         }
 
+        fn raw(&self) -> *const gcm_key_data {
+            (self as *const GcmKey).cast()
+        }
+
         /// The offsets in a `GcmKey` of the lines a short packet's seal or open reads: the
-        /// AES-128 round keys (the first three lines), the lowest GHASH key powers (the VAES
-        /// code keeps H^48 first and H^1 last) and the key size. Larger packets stream the
-        /// other powers in order.
-        pub const SHORT_LINES: [usize; 6] = {
-            let end = std::mem::size_of::<gcm_key_data>();
-            [0, 64, 128, end - 128, end - 64, std::mem::offset_of!(GcmKey, size)]
+        /// AES-128 round keys (the first three lines) and the lowest GHASH key powers with
+        /// the salt and size (the last two; the VAES code keeps H^48 first and H^1 last).
+        /// Larger packets stream the other powers in order.
+        pub const SHORT_LINES: [usize; 5] = {
+            let end = std::mem::size_of::<GcmKey>();
+            [0, 64, 128, end - 128, end - 64]
         };
 
         /// Encrypts `data` in place and writes the 16-byte ICV to `tag`.
@@ -215,12 +228,15 @@ mod real {
             if data.len() > MAX_LEN {
                 return Err(TooLong);
             }
+            let mut nonce = [0u8; SALT_LEN + IV_LEN];
+            nonce[..SALT_LEN].copy_from_slice(&self.salt);
+            nonce[SALT_LEN..].copy_from_slice(iv);
             // SAFETY: a GcmKey exists only after the manager initialised and the key was
             // expanded for this size (f is one of this size's functions); every pointer comes
             // from a live slice or array (never NULL, even when empty) valid for the length
             // passed; `data` is exclusively borrowed, so in-place writes alias nothing;
             // len <= MAX_LEN.
-            unsafe { f(&self.data, iv.as_ptr(), aad.as_ptr(), aad.len() as u64, data.as_mut_ptr(), data.len() as u64, tag.as_mut_ptr()) };
+            unsafe { f(self.raw(), nonce.as_ptr(), aad.as_ptr(), aad.len() as u64, data.as_mut_ptr(), data.len() as u64, tag.as_mut_ptr()) };
             Ok(())
         }
     }
@@ -230,11 +246,11 @@ mod real {
 
     impl Drop for GcmKey {
         fn drop(&mut self) {
-            let p = (&mut self.data as *mut gcm_key_data).cast::<u64>();
-            for i in 0..std::mem::size_of::<gcm_key_data>() / 8 {
-                // SAFETY: `p` points to the key data, 64-byte aligned and a whole number of
-                // u64s long (asserted above); volatile so the stores are not elided as dead
-                // before the memory is reused.
+            let p = (self as *mut GcmKey).cast::<u64>();
+            for i in 0..std::mem::size_of::<GcmKey>() / 8 {
+                // SAFETY: `p` points to this key, 64-byte aligned and a whole number of u64s
+                // long; all zeroes is a valid value of every field (KeySize::Aes128 is 0);
+                // volatile so the stores are not elided as dead before the memory is reused.
                 unsafe { p.add(i).write_volatile(0) };
             }
             std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
@@ -244,7 +260,7 @@ mod real {
 
 #[cfg(not(rampart_imb))]
 mod stub {
-    use super::{Manager, TooLong, IV_LEN, TAG_LEN};
+    use super::{Manager, TooLong, IV_LEN, SALT_LEN, TAG_LEN};
 
     /// Always unavailable: this build has no intel-ipsec-mb.
     pub fn manager() -> Result<&'static Manager, &'static str> {
@@ -265,7 +281,7 @@ mod stub {
     }
 
     impl GcmKey {
-        pub fn new(_key: &[u8]) -> Option<GcmKey> {
+        pub fn new(_key: &[u8], _salt: [u8; SALT_LEN]) -> Option<GcmKey> {
             None
         }
 
@@ -296,7 +312,7 @@ mod tests {
             }
             Err(why) => {
                 assert!(why.contains("ipsec-mb"), "{why}");
-                assert!(GcmKey::new(&[0; 16]).is_none());
+                assert!(GcmKey::new(&[0; 16], [0; 4]).is_none());
             }
         }
     }
@@ -306,11 +322,11 @@ mod tests {
         if manager().is_err() {
             return;
         }
-        assert!(GcmKey::new(&[1; 16]).is_some());
-        assert!(GcmKey::new(&[1; 32]).is_some());
-        assert!(GcmKey::new(&[1; 24]).is_none(), "AES-192 is not offered");
-        assert!(GcmKey::new(&[]).is_none());
-        let s = format!("{:?}", GcmKey::new(&[0xab; 16]).unwrap());
+        assert!(GcmKey::new(&[1; 16], [0; 4]).is_some());
+        assert!(GcmKey::new(&[1; 32], [0; 4]).is_some());
+        assert!(GcmKey::new(&[1; 24], [0; 4]).is_none(), "AES-192 is not offered");
+        assert!(GcmKey::new(&[], [0; 4]).is_none());
+        let s = format!("{:?}", GcmKey::new(&[0xab; 16], [0xab; 4]).unwrap());
         assert!(s.contains("redacted") && !s.contains("171") && !s.contains("ab"), "{s}");
     }
 
@@ -327,8 +343,9 @@ mod tests {
                 .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
                 .collect::<Vec<u8>>()
         };
-        let k = GcmKey::new(&h("feffe9928665731c6d6a8f9467308308")).unwrap();
-        let iv: [u8; 12] = h("cafebabefacedbaddecaf888").try_into().unwrap();
+        // The 12-byte IV as ESP splits it: salt cafebabe, then the 8 bytes a packet carries.
+        let k = GcmKey::new(&h("feffe9928665731c6d6a8f9467308308"), [0xca, 0xfe, 0xba, 0xbe]).unwrap();
+        let iv: [u8; 8] = h("facedbaddecaf888").try_into().unwrap();
         let aad = h("feedfacedeadbeeffeedfacedeadbeefabaddad2");
         let pt = h("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
         let mut buf = pt.clone();
