@@ -6,7 +6,7 @@
 //! `Aead` seals or opens one packet in place; the workers call it for every packet, so both
 //! calls are allocation-free and dispatch on the key's backend with one match.
 
-use dpdk_sys::imb;
+use dpdk_sys::{imb, Block16};
 use ring::aead;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::OnceLock;
@@ -388,29 +388,29 @@ fn icv_eq(computed: &[u8; ICV_LEN], received: &[u8]) -> bool {
     core::hint::black_box((d as u64) | ((d >> 64) as u64)) == 0
 }
 
-/// The ESP additional authenticated data: SPI || seq (12 bytes with ESN, RFC 4106 5).
+/// The ESP additional authenticated data: SPI || seq (12 bytes with ESN, RFC 4106 5),
+/// written in one store (the AEAD reads it at once: see `Block16`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EspAad {
-    bytes: [u8; 12],
+    block: Block16,
     len: u8,
 }
 
 impl EspAad {
     /// `seq` is the full 64-bit sequence number; only its low half goes in without ESN.
+    #[inline]
     pub fn new(spi: u32, seq: u64, esn: bool) -> EspAad {
-        let mut bytes = [0u8; 12];
-        bytes[..4].copy_from_slice(&spi.to_be_bytes());
-        if esn {
-            bytes[4..12].copy_from_slice(&seq.to_be_bytes());
-            EspAad { bytes, len: 12 }
-        } else {
-            bytes[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
-            EspAad { bytes, len: 8 }
-        }
+        // Network order in memory: the little-endian value of the big-endian bytes.
+        let spi = u32::from_le_bytes(spi.to_be_bytes()) as u128;
+        let (seq, len) = match esn {
+            true => (u64::from_le_bytes(seq.to_be_bytes()) as u128, 12),
+            false => (u32::from_le_bytes((seq as u32).to_be_bytes()) as u128, 8),
+        };
+        EspAad { block: Block16::new(spi | seq << 32), len }
     }
 
     pub fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
+        &self.block.0[..self.len as usize]
     }
 }
 

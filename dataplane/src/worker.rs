@@ -84,8 +84,6 @@ pub struct Path {
     routed: Box<[Routed; ROUTED]>,
     /// The epoch of the snapshot being worked on.
     epoch: u64,
-    /// The address of the outbound SA prefetched last.
-    last_sa: usize,
 }
 
 const ROUTED: usize = 1024;
@@ -159,7 +157,6 @@ impl Worker {
             nparked: 0,
             routed: Box::new([Routed { epoch: u64::MAX, dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), port: 0, mac: [0; 6] }; ROUTED]),
             epoch: u64::MAX,
-            last_sa: 0,
         };
         Worker { path, reader, stop, idle_sleep: spec.idle_sleep }
     }
@@ -347,13 +344,6 @@ impl Path {
             V_ENCRYPT => match t.out_sa.get((v & !V_KIND) as usize) {
                 Some(Some(sa)) => {
                     ip::decrement_ttl(m.data_mut());
-                    // Encrypted after the whole burst is classified: long enough for a cold
-                    // SA to arrive. (The previous packet's SA is already on its way.)
-                    let addr = &**sa as *const SaEntry as usize;
-                    if addr != self.last_sa {
-                        sa.sa.prefetch_out();
-                        self.last_sa = addr;
-                    }
                     Class::Encrypt(sa)
                 }
                 // PROTECT with no usable SA: never in clear; IKE may be asked for one.
@@ -465,15 +455,29 @@ impl Path {
     }
 
     /// Encrypts a burst; each run of packets for one SA takes its sequence numbers at once.
+    /// With many SAs each is cold: the SA a few packets ahead is prefetched while this one
+    /// is sealed, so its lines arrive spread over the burst instead of all at once.
     fn encrypt(&mut self, t: &Tables, burst: &mut [Option<(Mbuf, &SaEntry)>]) {
+        const AHEAD: usize = 3;
+        fn prefetch(burst: &[Option<(Mbuf, &SaEntry)>], j: usize, last: &mut *const SaEntry) {
+            if let Some(Some((_, sa))) = burst.get(j) {
+                if !std::ptr::eq(*sa, *last) {
+                    sa.sa.prefetch_out();
+                    *last = *sa;
+                }
+            }
+        }
+        let mut last = std::ptr::null();
+        (0..AHEAD).for_each(|j| prefetch(burst, j, &mut last));
         let mut i = 0;
         while i < burst.len() {
             let Some((_, sa)) = burst[i] else { break };
             let run = burst[i..].iter().take_while(|s| s.as_ref().is_some_and(|(_, s)| std::ptr::eq(*s, sa))).count();
             let first = sa.sa.reserve_seq(run as u64);
             let (mut sealed, mut bytes) = (0, 0);
-            for (k, slot) in burst[i..i + run].iter_mut().enumerate() {
-                let Some((mut m, _)) = slot.take() else { continue };
+            for k in 0..run {
+                prefetch(burst, i + k + AHEAD, &mut last);
+                let Some((mut m, _)) = burst[i + k].take() else { continue };
                 match first.and_then(|s| sa.sa.encap_seq(&mut m, s + k as u64)) {
                     Ok(len) => {
                         (sealed, bytes) = (sealed + 1, bytes + len as u64);

@@ -228,15 +228,15 @@ mod real {
             if data.len() > MAX_LEN {
                 return Err(TooLong);
             }
-            let mut nonce = [0u8; SALT_LEN + IV_LEN];
-            nonce[..SALT_LEN].copy_from_slice(&self.salt);
-            nonce[SALT_LEN..].copy_from_slice(iv);
+            // salt || IV in one store (see Block16).
+            let word = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as u128;
+            let nonce = crate::Block16::new(word(&self.salt) | word(&iv[..4]) << 32 | word(&iv[4..]) << 64);
             // SAFETY: a GcmKey exists only after the manager initialised and the key was
             // expanded for this size (f is one of this size's functions); every pointer comes
             // from a live slice or array (never NULL, even when empty) valid for the length
             // passed; `data` is exclusively borrowed, so in-place writes alias nothing;
             // len <= MAX_LEN.
-            unsafe { f(self.raw(), nonce.as_ptr(), aad.as_ptr(), aad.len() as u64, data.as_mut_ptr(), data.len() as u64, tag.as_mut_ptr()) };
+            unsafe { f(self.raw(), nonce.0.as_ptr(), aad.as_ptr(), aad.len() as u64, data.as_mut_ptr(), data.len() as u64, tag.as_mut_ptr()) };
             Ok(())
         }
     }

@@ -8,6 +8,7 @@ pub mod sys {
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 
+mod block;
 mod eal;
 mod error;
 pub mod imb;
@@ -16,6 +17,7 @@ mod mempool;
 mod port;
 mod ring;
 
+pub use block::Block16;
 pub use eal::{lcore_id, rdtsc, register_thread, tsc_hz, unregister_thread, Eal, PMD_DIR};
 pub use error::{Error, Result};
 pub use mbuf::{prefetch, Mbuf};
