@@ -481,7 +481,10 @@ impl Path {
                 match first.and_then(|s| sa.sa.encap_seq(&mut m, s + k as u64)) {
                     Ok(len) => {
                         (sealed, bytes) = (sealed + 1, bytes + len as u64);
-                        self.route_out(t, m);
+                        match sa.sa.params().tunnel {
+                            Some((_, remote)) => self.route_to(t, m, remote),
+                            None => self.route_out(t, m),
+                        }
                     }
                     Err(e) => {
                         let r = DropReason::from(e);
@@ -530,7 +533,7 @@ impl Path {
                 continue;
             }
             ip::decrement_ttl(m.data_mut());
-            self.route_out(t, m);
+            self.route_to(t, m, dst);
         }
     }
 
@@ -560,10 +563,16 @@ impl Path {
     }
 
     /// Routes an IP packet, adds its Ethernet header and queues it for TX.
-    fn route_out(&mut self, t: &Tables, mut m: Mbuf) {
-        let Ok(dst) = IpView::parse(m.data()).map(|ip| ip.dst()) else {
-            return self.drop(DropReason::Malformed, 1);
-        };
+    fn route_out(&mut self, t: &Tables, m: Mbuf) {
+        match IpView::parse(m.data()).map(|ip| ip.dst()) {
+            Ok(dst) => self.route_to(t, m, dst),
+            Err(_) => self.drop(DropReason::Malformed, 1),
+        }
+    }
+
+    /// `route_out` for a packet whose destination the caller has at hand (it wrote or
+    /// checked the header): the header just written is not read back.
+    fn route_to(&mut self, t: &Tables, mut m: Mbuf, dst: IpAddr) {
         let slot = routed_slot(dst);
         let r = self.routed[slot];
         let (port, mac) = match r.epoch == self.epoch && r.dst == dst {
