@@ -381,8 +381,9 @@ impl Sa {
         }
     }
 
-    /// Starts loading what `encap_seq` reads and writes (parameters, key, sequence line), for
-    /// a worker that knows the SA a burst ahead: with many SAs, each is cold.
+    /// Starts loading what `encap_seq` reads and writes for a short packet (the parameters'
+    /// line, the `Live` line, the key's lines), for a worker that knows the SA a few packets
+    /// ahead: with many SAs, each is cold. By address only: nothing here waits for memory.
     #[inline]
     pub fn prefetch_out(&self) {
         dpdk_sys::prefetch((self as *const Sa).cast());

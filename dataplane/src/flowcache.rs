@@ -166,7 +166,7 @@ impl FlowCache {
         let (way, r) =
             bucket.iter().enumerate().map(|(i, e)| (i, rank(e))).min_by_key(|&(_, r)| r).unwrap();
         let evicting = r.0 == 3;
-        let last_use = if evicting && clock % 32 != 0 { bucket[way].last_use } else { clock };
+        let last_use = if evicting && !clock.is_multiple_of(32) { bucket[way].last_use } else { clock };
         bucket[way] = Entry { key: *key, filled: true, value, hash, last_use, epoch };
         if evicting {
             self.stats.evictions += 1;
