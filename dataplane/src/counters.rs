@@ -96,6 +96,7 @@ impl From<EspError> for DropReason {
             EspError::Unsupported => DropReason::Unsupported,
             EspError::NoRoom => DropReason::NoRoom,
             EspError::TooBig => DropReason::TooBig,
+            EspError::EncapMismatch => DropReason::PolicyMismatch,
         }
     }
 }

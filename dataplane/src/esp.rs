@@ -148,10 +148,12 @@ pub enum EspError {
     NoRoom,
     /// The result would not fit the outer length field.
     TooBig,
+    /// ESP in UDP for an SA that expects it raw, or the other way round.
+    EncapMismatch,
 }
 
 impl EspError {
-    pub const ALL: [EspError; 14] = [
+    pub const ALL: [EspError; 15] = [
         EspError::Malformed,
         EspError::SpiMismatch,
         EspError::Replay,
@@ -166,6 +168,7 @@ impl EspError {
         EspError::Unsupported,
         EspError::NoRoom,
         EspError::TooBig,
+        EspError::EncapMismatch,
     ];
 
     /// The drop counter name.
@@ -185,6 +188,7 @@ impl EspError {
             EspError::Unsupported => "esp_unsupported",
             EspError::NoRoom => "esp_no_room",
             EspError::TooBig => "esp_too_big",
+            EspError::EncapMismatch => "esp_encap_mismatch",
         }
     }
 
@@ -389,6 +393,13 @@ impl Sa {
         dpdk_sys::prefetch((self as *const Sa).cast());
         dpdk_sys::prefetch((&self.live as *const Live).cast());
         self.aead.prefetch();
+    }
+
+    /// `prefetch_out` for `decap`: the same lines and the anti-replay window's.
+    #[inline]
+    pub fn prefetch_in(&self) {
+        self.prefetch_out();
+        dpdk_sys::prefetch((&self.replay as *const ReplayWindow).cast());
     }
 
     /// Encapsulates the IP packet in `pkt` (starting at its IP header) into ESP. On success
@@ -722,7 +733,10 @@ impl Outer {
             _ => return Err(EspError::Malformed),
         };
         if proto != want {
-            return Err(EspError::Malformed);
+            return Err(match proto {
+                ip_proto::UDP | ip_proto::ESP => EspError::EncapMismatch,
+                _ => EspError::Malformed,
+            });
         }
         let mut esp_off = l3_hl;
         if udp_encap {
@@ -1315,7 +1329,13 @@ mod tests {
         let mut b = VecBuf::new(&inner(false, 8));
         out.encap(&mut b).unwrap();
         assert_eq!(esp_spi(b.data(), true), Ok(SPI));
-        assert_eq!(esp_spi(b.data(), false), Err(EspError::Malformed));
+        assert_eq!(esp_spi(b.data(), false), Err(EspError::EncapMismatch));
+        // An SA that expects raw ESP refuses it in UDP, counted as a policy mismatch.
+        let mut raw = p.clone();
+        raw.encap = None;
+        let (_, inb_raw) = pair(&raw);
+        assert_eq!(inb_raw.decap(&mut VecBuf::new(b.data())).map(|_| ()), Err(EspError::EncapMismatch));
+        assert_eq!(crate::counters::DropReason::from(EspError::EncapMismatch), crate::counters::DropReason::PolicyMismatch);
         // The RFC 3948 non-ESP marker (IKE on 4500) is not ESP.
         let mut ike = b.data().to_vec();
         ike[28..32].fill(0);

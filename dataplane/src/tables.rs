@@ -18,6 +18,15 @@ pub struct SaEntry {
     pub drops: SaDrops,
 }
 
+impl SaEntry {
+    /// `Sa::prefetch_in`, and the selectors' header (the selectors themselves are behind it).
+    #[inline]
+    pub fn prefetch_in(&self) {
+        self.sa.prefetch_in();
+        dpdk_sys::prefetch((&self.selectors as *const Vec<Selector>).cast());
+    }
+}
+
 pub type SpiMap<V> = FastMap<u32, V>;
 
 /// One published snapshot. Parts that did not change are shared with the previous snapshot.

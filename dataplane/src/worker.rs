@@ -111,6 +111,21 @@ fn routed_slot(dst: IpAddr) -> usize {
 
 const PARKED: usize = 16;
 
+/// With many SAs each is cold: the worker prefetches the SA this many packets before it
+/// works on it, so that its lines arrive spread over the burst. (Prefetched when packets
+/// were classified, a burst's SAs at once filled the core's miss buffers and stalled there.)
+const AHEAD: usize = 3;
+
+/// Prefetches (`fetch`) the SA of `burst[j]` unless it is the one prefetched `last`.
+fn prefetch_sa(burst: &[Option<(Mbuf, &SaEntry)>], j: usize, last: &mut *const SaEntry, fetch: fn(&SaEntry)) {
+    if let Some(Some((_, sa))) = burst.get(j) {
+        if !std::ptr::eq(*sa, *last) {
+            fetch(sa);
+            *last = *sa;
+        }
+    }
+}
+
 /// A packet, with its Ethernet room, waiting for `nh` to be resolved since `since` (TSC).
 struct Parked {
     nh: NextHop,
@@ -400,13 +415,10 @@ impl Path {
     /// A packet for one of our addresses: ESP to decrypt, a ping to answer, or for the control plane.
     fn local<'t>(&mut self, t: &'t Tables, port: u16, m: &mut Mbuf) -> Class<'t> {
         match local::classify(m.data()) {
-            local::Kind::Esp { spi, udp } => match t.sad_in.get(&spi) {
-                Some(sa) if sa.sa.params().encap.is_some() == udp => Class::Decrypt(sa),
-                // ESP in UDP for an SA that expects it raw, or the other way round.
-                Some(sa) => {
-                    sa.drops.add(self.id, DropReason::PolicyMismatch);
-                    Class::Drop(DropReason::PolicyMismatch)
-                }
+            // The SA itself is not read here (with many SAs it is cold; `decrypt` prefetches
+            // it): `decap` refuses ESP in the wrong encapsulation (`EncapMismatch`).
+            local::Kind::Esp { spi, .. } => match t.sad_in.get(&spi) {
+                Some(sa) => Class::Decrypt(sa),
                 None => Class::Drop(DropReason::NoSa),
             },
             local::Kind::NatKeepalive => Class::Drop(DropReason::NatKeepalive),
@@ -455,20 +467,9 @@ impl Path {
     }
 
     /// Encrypts a burst; each run of packets for one SA takes its sequence numbers at once.
-    /// With many SAs each is cold: the SA a few packets ahead is prefetched while this one
-    /// is sealed, so its lines arrive spread over the burst instead of all at once.
     fn encrypt(&mut self, t: &Tables, burst: &mut [Option<(Mbuf, &SaEntry)>]) {
-        const AHEAD: usize = 3;
-        fn prefetch(burst: &[Option<(Mbuf, &SaEntry)>], j: usize, last: &mut *const SaEntry) {
-            if let Some(Some((_, sa))) = burst.get(j) {
-                if !std::ptr::eq(*sa, *last) {
-                    sa.sa.prefetch_out();
-                    *last = *sa;
-                }
-            }
-        }
         let mut last = std::ptr::null();
-        (0..AHEAD).for_each(|j| prefetch(burst, j, &mut last));
+        (0..AHEAD).for_each(|j| prefetch_sa(burst, j, &mut last, |e| e.sa.prefetch_out()));
         let mut i = 0;
         while i < burst.len() {
             let Some((_, sa)) = burst[i] else { break };
@@ -476,7 +477,7 @@ impl Path {
             let first = sa.sa.reserve_seq(run as u64);
             let (mut sealed, mut bytes) = (0, 0);
             for k in 0..run {
-                prefetch(burst, i + k + AHEAD, &mut last);
+                prefetch_sa(burst, i + k + AHEAD, &mut last, |e| e.sa.prefetch_out());
                 let Some((mut m, _)) = burst[i + k].take() else { continue };
                 match first.and_then(|s| sa.sa.encap_seq(&mut m, s + k as u64)) {
                     Ok(len) => {
@@ -486,11 +487,7 @@ impl Path {
                             None => self.route_out(t, m),
                         }
                     }
-                    Err(e) => {
-                        let r = DropReason::from(e);
-                        sa.drops.add(self.id, r);
-                        self.drop(r, 1);
-                    }
+                    Err(e) => self.sa_drop(sa, DropReason::from(e)),
                 }
             }
             sa.sa.count_many(sealed, bytes);
@@ -500,20 +497,20 @@ impl Path {
     }
 
     fn decrypt(&mut self, t: &Tables, burst: &mut [Option<(Mbuf, &SaEntry)>]) {
-        for slot in burst.iter_mut() {
-            let Some((mut m, sa)) = slot.take() else { continue };
+        let mut last = std::ptr::null();
+        (0..AHEAD).for_each(|j| prefetch_sa(burst, j, &mut last, SaEntry::prefetch_in));
+        for j in 0..burst.len() {
+            prefetch_sa(burst, j + AHEAD, &mut last, SaEntry::prefetch_in);
+            let Some((mut m, sa)) = burst[j].take() else { continue };
             if let Err(e) = sa.sa.decap(&mut m) {
-                let r = DropReason::from(e);
-                sa.drops.add(self.id, r);
-                self.drop(r, 1);
+                self.sa_drop(sa, DropReason::from(e));
                 continue;
             }
             // Delivered only if the inner packet is one this SA may carry (RFC 4301 5.2).
             let (hops, dst) = match (IpView::parse(m.data()), FlowKey::extract(m.data())) {
                 (Ok(ip), Ok(k)) if sa.selectors.iter().any(|s| s.matches(&k)) => (ip.hop_limit(), k.dst()),
                 _ => {
-                    sa.drops.add(self.id, DropReason::PolicyMismatch);
-                    self.drop(DropReason::PolicyMismatch, 1);
+                    self.sa_drop(sa, DropReason::PolicyMismatch);
                     continue;
                 }
             };
@@ -535,6 +532,12 @@ impl Path {
             ip::decrement_ttl(m.data_mut());
             self.route_to(t, m, dst);
         }
+    }
+
+    /// A packet of `sa` dropped for `r`: counted for the SA and the worker.
+    fn sa_drop(&self, sa: &SaEntry, r: DropReason) {
+        sa.drops.add(self.id, r);
+        self.drop(r, 1);
     }
 
     /// Sends a packet the gateway itself originates (an echo reply, IKE) through the
