@@ -279,8 +279,8 @@ impl Aead {
         }
     }
 
-    /// Starts loading what sealing or opening a short packet reads: the algorithm, salt and
-    /// key schedule (round keys and the low GHASH powers where the engine is ipsec-mb).
+    /// Starts loading what sealing or opening a short packet reads: the key schedule and
+    /// salt (round keys, and the low GHASH powers with the salt where the engine is ipsec-mb).
     /// By address alone (reading the key's variant would wait for the very line being
     /// fetched): an ipsec-mb key sits at the start of an `Aead` (a test checks it); for a
     /// ring key the same lines are part of its schedule.

@@ -14,8 +14,9 @@ pub const IKE_PORT: u16 = 500;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// ESP, raw or UDP-encapsulated, with its SPI.
-    Esp { spi: u32, udp: bool },
+    /// ESP, raw or UDP-encapsulated, with its SPI (`decap` checks the encapsulation
+    /// against the SA's).
+    Esp { spi: u32 },
     NatKeepalive,
     EchoRequest,
     NeighborSolicit { target: IpAddr, src_mac: Option<Mac> },
@@ -31,7 +32,7 @@ pub fn classify(l3: &[u8]) -> Kind {
     let payload = ip.payload();
     match ip.proto() {
         ip_proto::ESP => match payload.get(..4) {
-            Some(s) => Kind::Esp { spi: u32::from_be_bytes([s[0], s[1], s[2], s[3]]), udp: false },
+            Some(s) => Kind::Esp { spi: u32::from_be_bytes([s[0], s[1], s[2], s[3]]) },
             None => Kind::Malformed,
         },
         ip_proto::UDP => {
@@ -43,7 +44,7 @@ pub fn classify(l3: &[u8]) -> Kind {
                 [0xff] => Kind::NatKeepalive,
                 // A zero where the SPI would be is the non-ESP marker: IKE.
                 [0, 0, 0, 0, ..] => Kind::Other,
-                [a, b, c, d, ..] => Kind::Esp { spi: u32::from_be_bytes([*a, *b, *c, *d]), udp: true },
+                [a, b, c, d, ..] => Kind::Esp { spi: u32::from_be_bytes([*a, *b, *c, *d]) },
                 _ => Kind::Malformed,
             }
         }

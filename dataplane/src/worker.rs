@@ -417,7 +417,7 @@ impl Path {
         match local::classify(m.data()) {
             // The SA itself is not read here (with many SAs it is cold; `decrypt` prefetches
             // it): `decap` refuses ESP in the wrong encapsulation (`EncapMismatch`).
-            local::Kind::Esp { spi, .. } => match t.sad_in.get(&spi) {
+            local::Kind::Esp { spi } => match t.sad_in.get(&spi) {
                 Some(sa) => Class::Decrypt(sa),
                 None => Class::Drop(DropReason::NoSa),
             },
