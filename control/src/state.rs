@@ -25,6 +25,9 @@ pub struct Child {
     pub priority: u32,
     /// Install order: for one child, the newest SA carries the outbound traffic.
     seq: u64,
+    /// As the responder of a rekey: the inbound SPI of the SA this one replaces; while that one
+    /// is installed, it carries the outbound traffic, not this one.
+    after: Option<u32>,
 }
 
 pub struct State {
@@ -191,8 +194,9 @@ impl State {
             let mut seen = std::collections::HashSet::new();
             for c in kids {
                 // Only the newest SA of a child carries outbound traffic (make-before-break:
-                // the older one stays inbound-only until IKE deletes it).
-                if !seen.insert((c.peer.as_str(), c.child.as_str())) {
+                // the older one stays inbound-only until IKE deletes it), and a rekey's
+                // responder sends on the new SA only once the initiator has deleted the old.
+                if c.after.is_some_and(|old| self.children.contains_key(&old)) || !seen.insert((c.peer.as_str(), c.child.as_str())) {
                     continue;
                 }
                 for sel in &c.out_sel {
@@ -255,7 +259,7 @@ impl State {
         let out = entry(name.clone(), params(&up.outbound, (up.local_addr, up.remote_addr), out_encap), vec![], self.workers)?;
         let inn = entry(name, params(&up.inbound, (up.remote_addr, up.local_addr), in_encap), in_sel, self.workers)?;
         self.seq += 1;
-        self.children.insert(up.inbound.spi, Child { peer: up.peer.clone(), child: up.child.clone(), out, inn, out_sel, priority, seq: self.seq });
+        self.children.insert(up.inbound.spi, Child { peer: up.peer.clone(), child: up.child.clone(), out, inn, out_sel, priority, seq: self.seq, after: up.replaces.filter(|_| !up.initiator) });
         self.spd = None;
         Ok(())
     }
@@ -355,5 +359,52 @@ mod tests {
         assert_eq!(p("10.0.0.1", "10.0.0.2"), ["10.0.0.1/32", "10.0.0.2/32"]);
         assert_eq!(p("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), ["::/0"]);
         assert_eq!(p("fd01::", "fd01::ffff:ffff:ffff:ffff"), ["fd01::/64"]);
+    }
+
+    /// A rekey of `replaces` (or a first SA), inbound SPI `spi`, outbound `spi + 1`.
+    fn up(spi: u32, replaces: Option<u32>, initiator: bool) -> ChildSaUp {
+        let keys = |spi| crate::ike::ChildKeys { spi, alg: EspAlg::AesGcm128, key: vec![7; 20], esn: false };
+        let ts = |a: &str, b: &str| TrafficSelector { ip_proto: 0, start_port: 0, end_port: 65535, start_addr: a.parse().unwrap(), end_addr: b.parse().unwrap() };
+        ChildSaUp {
+            peer: "datacenter".into(),
+            child: "office".into(),
+            ike_spi_i: 1,
+            ike_spi_r: 2,
+            inbound: keys(spi),
+            outbound: keys(spi + 1),
+            local_ts: vec![ts("192.168.50.0", "192.168.50.255")],
+            remote_ts: vec![ts("172.16.0.0", "172.31.255.255")],
+            encap: None,
+            local_addr: "10.0.0.2".parse().unwrap(),
+            remote_addr: "198.51.100.7".parse().unwrap(),
+            replaces,
+            initiator,
+        }
+    }
+
+    /// The outbound SPI the child's traffic leaves on.
+    fn sending_on(s: &mut State) -> u32 {
+        let t = s.tables();
+        let spis: Vec<u32> = t.out_sa.iter().flatten().map(|e| e.sa.spi()).collect();
+        assert_eq!(spis.len(), 1, "{spis:x?}");
+        spis[0]
+    }
+
+    #[test]
+    fn rekey_switches_outbound_when_the_peer_can_decrypt() {
+        let cfg = Config::parse(include_str!("../../configs/examples/behind-nat.json")).unwrap();
+        for initiator in [true, false] {
+            let mut s = State::new(&cfg, vec![[2, 0, 0, 0, 0, 1]; 2], 1).unwrap();
+            s.install_child(&up(0x100, None, false), 10, 64).unwrap();
+            assert_eq!(sending_on(&mut s), 0x101);
+            s.install_child(&up(0x200, Some(0x100), initiator), 10, 64).unwrap();
+            // Both inbound SAs take traffic.
+            assert_eq!(s.tables().sad_in.len(), 2);
+            // The initiator has the peer's answer, so the peer has the new inbound SA: it sends
+            // on the new one at once. The responder waits for the old SA's Delete.
+            assert_eq!(sending_on(&mut s), if initiator { 0x201 } else { 0x101 }, "initiator {initiator}");
+            assert!(s.remove_child(0x100));
+            assert_eq!(sending_on(&mut s), 0x201);
+        }
     }
 }

@@ -53,6 +53,10 @@ pub struct ChildSaUp {
     pub remote_addr: IpAddr,
     /// Inbound SPI of the CHILD_SA this one rekeys (delete it after installing this one).
     pub replaces: Option<u32>,
+    /// We sent the CREATE_CHILD_SA request. The responder of a rekey keeps sending on the old
+    /// SA until the initiator deletes it: the initiator cannot decrypt the new one before it
+    /// has the response.
+    pub initiator: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1716,7 +1720,7 @@ impl Engine {
         let (inb, outb) = if we_initiated { (r2i, i2r) } else { (i2r, r2i) };
         let peer = self.peer_name(sa);
         let child = self.child_name(sa, c.cfg);
-        info!(target: "ike", peer = %peer, child = %child, spi_in = format_args!("{:08x}", c.spi_in), spi_out = format_args!("{:08x}", c.spi_out), alg = ?c.alg, "CHILD_SA up");
+        debug!(target: "ike", peer = %peer, child = %child, spi_in = format_args!("{:08x}", c.spi_in), spi_out = format_args!("{:08x}", c.spi_out), alg = ?c.alg, "CHILD_SA up");
         Event::ChildSaUp(Box::new(ChildSaUp {
             peer,
             child,
@@ -1730,6 +1734,7 @@ impl Engine {
             local_addr: sa.local.ip(),
             remote_addr: sa.remote.ip(),
             replaces,
+            initiator: we_initiated,
         }))
     }
 
