@@ -286,6 +286,11 @@ fn run(mut a: Args) -> Result<(), String> {
         .filter(|x| x.1 > 0)
         .collect();
     let (flow_hits, flow_misses) = (end.flows.0 - begin.flows.0, end.flows.1 - begin.flows.1);
+    // With latency measured (ring mode), how much of the window the generator lost its core.
+    let stalls = ring_mode.then(|| {
+        let ns = stats.stalled_ns.load(Relaxed) as f64;
+        serde_json::json!({"count": stats.stalls.load(Relaxed), "percent": (100.0 * ns / 1e9 / dt * 100.0).round() / 100.0})
+    });
     let lat = hist.as_ref().filter(|h| !h.is_empty()).map(|h| {
         (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999), h.max())
     });
@@ -301,7 +306,7 @@ fn run(mut a: Args) -> Result<(), String> {
             "latency_ns": lat.map(|(p50, p99, p999, max)| serde_json::json!({"p50": p50, "p99": p99, "p99_9": p999, "max": max})),
             "memory_per_sa_bytes": mem_per_sa, "table_build_s": table_secs,
             "flow_cache": {"hits": flow_hits, "misses": flow_misses},
-            "paced_mpps": paced_mpps, "sa_replacements": rekey.done, "sent": ring_mode.then_some(sent), "lost": lost,
+            "paced_mpps": paced_mpps, "generator_stalls": stalls, "sa_replacements": rekey.done, "sent": ring_mode.then_some(sent), "lost": lost,
         });
         println!("{j}");
     } else {
@@ -326,6 +331,12 @@ fn run(mut a: Args) -> Result<(), String> {
         }
         if let Some(p) = paced_mpps {
             println!("{:<24} {p:.3} Mpps offered", "paced");
+        }
+        if let Some(s) = &stalls {
+            println!(
+                "{:<24} {} loop turns over 20 us, {:.2} % of the window (latency includes what they held up)",
+                "generator stalls", s["count"], s["percent"]
+            );
         }
         if rekey.done > 0 {
             println!("{:<24} {} ({:.0}/s while measuring)", "SA replacements", rekey.done, rekey.done as f64 / dt);
