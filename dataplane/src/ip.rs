@@ -72,6 +72,17 @@ impl<'a> IpView<'a> {
     }
 }
 
+/// The TTL or hop limit of a packet whose header was checked (0 if it is not IP).
+#[inline]
+pub fn hop_limit(b: &[u8]) -> u8 {
+    let at = match b.first().map(|v| v >> 4) {
+        Some(4) => 8,
+        Some(6) => 7,
+        _ => return 0,
+    };
+    b.get(at).copied().unwrap_or(0)
+}
+
 /// Decrements the TTL or hop limit of a packet being forwarded (the IPv4 checksum follows).
 /// The caller has checked that it is above 1.
 #[inline]
@@ -99,6 +110,18 @@ pub fn decrement_ttl(b: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hop_limit_reads_either_family() {
+        let mut v4 = [0u8; 20];
+        (v4[0], v4[8]) = (0x45, 17);
+        let mut v6 = [0u8; 40];
+        (v6[0], v6[7]) = (0x60, 3);
+        assert_eq!((hop_limit(&v4), hop_limit(&v6)), (17, 3));
+        assert_eq!((hop_limit(&[]), hop_limit(&[0x45, 0, 0]), hop_limit(&[0x20; 20])), (0, 0, 0));
+        decrement_ttl(&mut v6);
+        assert_eq!(hop_limit(&v6), 2);
+    }
 
     #[test]
     fn ttl_decrement_keeps_the_checksum_valid() {

@@ -507,8 +507,8 @@ impl Path {
                 continue;
             }
             // Delivered only if the inner packet is one this SA may carry (RFC 4301 5.2).
-            let (hops, dst) = match (IpView::parse(m.data()), FlowKey::extract(m.data())) {
-                (Ok(ip), Ok(k)) if sa.selectors.iter().any(|s| s.matches(&k)) => (ip.hop_limit(), k.dst()),
+            let dst = match FlowKey::extract(m.data()) {
+                Ok(k) if sa.selectors.iter().any(|s| s.matches(&k)) => k.dst(),
                 _ => {
                     self.sa_drop(sa, DropReason::PolicyMismatch);
                     continue;
@@ -525,7 +525,8 @@ impl Path {
                 }
                 continue;
             }
-            if hops <= 1 {
+            // The header is sound: `decap` checked it and the key was taken from it.
+            if ip::hop_limit(m.data()) <= 1 {
                 self.drop(DropReason::TtlExceeded, 1);
                 continue;
             }
