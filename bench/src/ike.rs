@@ -36,24 +36,22 @@ static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 static LIVE_BLOCKS: AtomicI64 = AtomicI64::new(0);
 static ALLOC_CALLS: AtomicU64 = AtomicU64::new(0);
 
+/// Counts a new block of `l` at `p` (if the allocation succeeded) and returns `p`.
+fn counted(p: *mut u8, l: Layout) -> *mut u8 {
+    if !p.is_null() {
+        LIVE_BYTES.fetch_add(l.size() as i64, Relaxed);
+        LIVE_BLOCKS.fetch_add(1, Relaxed);
+        ALLOC_CALLS.fetch_add(1, Relaxed);
+    }
+    p
+}
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = System.alloc(l);
-        if !p.is_null() {
-            LIVE_BYTES.fetch_add(l.size() as i64, Relaxed);
-            LIVE_BLOCKS.fetch_add(1, Relaxed);
-            ALLOC_CALLS.fetch_add(1, Relaxed);
-        }
-        p
+        counted(System.alloc(l), l)
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(l);
-        if !p.is_null() {
-            LIVE_BYTES.fetch_add(l.size() as i64, Relaxed);
-            LIVE_BLOCKS.fetch_add(1, Relaxed);
-            ALLOC_CALLS.fetch_add(1, Relaxed);
-        }
-        p
+        counted(System.alloc_zeroed(l), l)
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         System.dealloc(p, l);

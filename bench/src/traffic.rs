@@ -36,7 +36,7 @@ pub struct TrafficStats {
 }
 
 /// A gap in the generator's loop longer than this is counted as a stall.
-const STALL_NS: f64 = 20_000.0;
+const STALL_NS: u64 = 20_000;
 
 pub struct Traffic {
     pub pool: Mempool,
@@ -67,9 +67,10 @@ impl Traffic {
         let (mut paced_rate, mut paced_from, mut paced_sent) = (0u64, 0u64, 0u64);
         let mut turn = dpdk_sys::rdtsc();
         while !self.stats.stop.load(Relaxed) {
-            let gap = (dpdk_sys::rdtsc().wrapping_sub(turn) as f64 * ns_per_tick) as u64;
-            turn = dpdk_sys::rdtsc();
-            if gap as f64 > STALL_NS && was_measuring {
+            let now = dpdk_sys::rdtsc();
+            let gap = (now.wrapping_sub(turn) as f64 * ns_per_tick) as u64;
+            turn = now;
+            if gap > STALL_NS && was_measuring {
                 self.stats.stalls.fetch_add(1, Relaxed);
                 self.stats.stalled_ns.fetch_add(gap, Relaxed);
             }

@@ -19,6 +19,12 @@ pub struct SaEntry {
 }
 
 impl SaEntry {
+    /// `Sa::prefetch_out`, for the worker's prefetch ahead.
+    #[inline]
+    pub fn prefetch_out(&self) {
+        self.sa.prefetch_out();
+    }
+
     /// `Sa::prefetch_in`, and the selectors' header (the selectors themselves are behind it).
     #[inline]
     pub fn prefetch_in(&self) {

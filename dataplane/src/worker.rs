@@ -469,7 +469,7 @@ impl Path {
     /// Encrypts a burst; each run of packets for one SA takes its sequence numbers at once.
     fn encrypt(&mut self, t: &Tables, burst: &mut [Option<(Mbuf, &SaEntry)>]) {
         let mut last = std::ptr::null();
-        (0..AHEAD).for_each(|j| prefetch_sa(burst, j, &mut last, |e| e.sa.prefetch_out()));
+        (0..AHEAD).for_each(|j| prefetch_sa(burst, j, &mut last, SaEntry::prefetch_out));
         let mut i = 0;
         while i < burst.len() {
             let Some((_, sa)) = burst[i] else { break };
@@ -477,7 +477,7 @@ impl Path {
             let first = sa.sa.reserve_seq(run as u64);
             let (mut sealed, mut bytes) = (0, 0);
             for k in 0..run {
-                prefetch_sa(burst, i + k + AHEAD, &mut last, |e| e.sa.prefetch_out());
+                prefetch_sa(burst, i + k + AHEAD, &mut last, SaEntry::prefetch_out);
                 let Some((mut m, _)) = burst[i + k].take() else { continue };
                 match first.and_then(|s| sa.sa.encap_seq(&mut m, s + k as u64)) {
                     Ok(len) => {
