@@ -13,7 +13,7 @@ mod traffic;
 mod verify;
 
 use args::{Args, Direction};
-use dpdk_sys::{Mbuf, Port, Ring};
+use dpdk_sys::{ArrayVec, Mbuf, Port, Ring};
 use rampart_dataplane::gateway::Gateway;
 use rampart_dataplane::worker::WorkerShared;
 use std::sync::atomic::Ordering::Relaxed;
@@ -459,20 +459,20 @@ fn verify_ring(
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut sent = 0;
     let mut got = 0;
-    let mut burst: [Option<Mbuf>; 32] = Default::default();
+    let mut burst = ArrayVec::<Mbuf, 32>::new();
     while got < n && Instant::now() < deadline {
         if sent < n {
             let mut m = frames::to_mbuf(&gw.pool, &frames_in[sent]).ok_or("mbuf pool empty")?;
             m.set_user(sent as u64);
-            let mut one = [Some(m)];
+            let mut one = ArrayVec::<Mbuf, 1>::new();
+            one.push(m);
             if inject[sent % inject.len()].enqueue_burst(&mut one) == 1 {
                 sent += 1;
             }
         }
         for r in drain {
-            let k = r.dequeue_burst(&mut burst);
-            for m in burst.iter_mut().take(k) {
-                let m = m.take().unwrap();
+            r.dequeue_burst(&mut burst);
+            for m in burst.drain(..) {
                 let i = m.user() as usize;
                 if i < n && outs[i].is_none() {
                     outs[i] = Some(m.data().to_vec());

@@ -5,7 +5,7 @@
 //! the generator takes them again. Open loop: as fast as the worker takes frames, or paced
 //! to a set rate (`rate_pps`) for latency below saturation.
 
-use dpdk_sys::{Mbuf, Mempool, Ring};
+use dpdk_sys::{ArrayVec, Mbuf, Mempool, Ring};
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -61,7 +61,7 @@ impl Traffic {
         let mut was_measuring = false;
         let mut next = 0usize;
         let (mut sent, mut recv) = (0u64, 0u64);
-        let mut burst: [Option<Mbuf>; 32] = Default::default();
+        let mut burst = ArrayVec::<Mbuf, 32>::new();
         let hz = dpdk_sys::tsc_hz() as f64;
         // Pacing: frames allowed = rate * time since the rate was set, less those sent since.
         let (mut paced_rate, mut paced_from, mut paced_sent) = (0u64, 0u64, 0u64);
@@ -83,7 +83,7 @@ impl Traffic {
                     continue;
                 }
                 let want = if paced_rate == 0 {
-                    burst.len()
+                    burst.capacity()
                 } else {
                     let due = (dpdk_sys::rdtsc().wrapping_sub(paced_from) as f64 / hz * paced_rate as f64) as u64;
                     // Frames this thread could not send while it lost its core are forfeited,
@@ -91,13 +91,13 @@ impl Traffic {
                     // the harness's stall, not the gateway. The throughput line shows the rate
                     // actually offered.
                     paced_sent = paced_sent.max(due.saturating_sub(MAX_CREDIT));
-                    (due.saturating_sub(paced_sent) as usize).min(burst.len())
+                    (due.saturating_sub(paced_sent) as usize).min(burst.capacity())
                 };
-                if want == 0 || !self.pool.alloc_bulk(&mut burst[..want]) {
+                if want == 0 || !self.pool.alloc_bulk(&mut burst, want) {
                     continue;
                 }
                 let now = dpdk_sys::rdtsc();
-                for m in burst[..want].iter_mut().flatten() {
+                for m in burst.iter_mut() {
                     let f = &self.frames[next];
                     next = if next + 1 == self.frames.len() { 0 } else { next + 1 };
                     if let Some(d) = m.append(f.len() as u16) {
@@ -105,10 +105,10 @@ impl Traffic {
                     }
                     m.set_user(now);
                 }
-                let n = r.enqueue_burst(&mut burst[..want]);
+                let n = r.enqueue_burst(&mut burst);
                 sent += n as u64;
                 paced_sent += n as u64;
-                Mbuf::free_bulk(&mut burst[n..want]);
+                Mbuf::free_bulk(&mut burst);
             }
             let measuring = self.stats.measuring.load(Relaxed);
             if measuring && !was_measuring {
@@ -122,15 +122,15 @@ impl Traffic {
                         break;
                     }
                     let now = dpdk_sys::rdtsc();
-                    for m in burst.iter().take(n).flatten() {
+                    for m in burst.iter() {
                         if measuring {
                             let ns = (now.wrapping_sub(m.user()) as f64 * ns_per_tick) as u64;
                             let _ = hist.record(ns.max(1));
                         }
                     }
                     recv += n as u64;
-                    Mbuf::free_bulk(&mut burst[..n]);
-                    if n < burst.len() {
+                    Mbuf::free_bulk(&mut burst);
+                    if n < burst.capacity() {
                         break;
                     }
                 }

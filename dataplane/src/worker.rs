@@ -15,7 +15,7 @@ use crate::tables::{SaEntry, Tables};
 use crate::ip::{self, IpView};
 use crate::wire::ethernet;
 use crossbeam_queue::ArrayQueue;
-use dpdk_sys::{Mbuf, Mempool, Port};
+use dpdk_sys::{ArrayVec, Mbuf, Mempool, Port};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -70,7 +70,7 @@ pub struct Path {
     pub pool: Mempool,
     pub shared: Arc<WorkerShared>,
     pub flows: FlowCache,
-    tx: Vec<TxBuf>,
+    tx: Vec<Burst<Mbuf>>,
     /// TSC of the last neighbour solicitation, to send at most a few per millisecond.
     last_solicit: u64,
     solicit_gap: u64,
@@ -117,8 +117,8 @@ const PARKED: usize = 16;
 const AHEAD: usize = 3;
 
 /// Prefetches (`fetch`) the SA of `burst[j]` unless it is the one prefetched `last`.
-fn prefetch_sa(burst: &[Option<(Mbuf, &SaEntry)>], j: usize, last: &mut *const SaEntry, fetch: fn(&SaEntry)) {
-    if let Some(Some((_, sa))) = burst.get(j) {
+fn prefetch_sa(burst: &[(Mbuf, &SaEntry)], j: usize, last: &mut *const SaEntry, fetch: fn(&SaEntry)) {
+    if let Some((_, sa)) = burst.get(j) {
         if !std::ptr::eq(*sa, *last) {
             fetch(sa);
             *last = *sa;
@@ -133,10 +133,8 @@ struct Parked {
     m: Mbuf,
 }
 
-struct TxBuf {
-    bufs: [Option<Mbuf>; BURST],
-    len: usize,
-}
+/// Up to a burst of packets, owned: a fixed array and a count (no per-slot `Option` to test).
+type Burst<T> = ArrayVec<T, BURST>;
 
 pub struct Worker {
     pub path: Path,
@@ -156,7 +154,7 @@ impl Worker {
         stop: Arc<AtomicBool>,
         spec: &GatewaySpec,
     ) -> Self {
-        let tx = ports.iter().map(|_| TxBuf { bufs: [const { None }; BURST], len: 0 }).collect();
+        let tx = ports.iter().map(|_| Burst::new()).collect();
         let path = Path {
             id,
             queue: id as u16,
@@ -226,54 +224,53 @@ enum Class<'t> {
 
 /// A burst's packets for ESP, with their SAs.
 struct Sorted<'t> {
-    enc: [Option<(Mbuf, &'t SaEntry)>; BURST],
-    ne: usize,
-    dec: [Option<(Mbuf, &'t SaEntry)>; BURST],
-    nd: usize,
+    enc: Burst<(Mbuf, &'t SaEntry)>,
+    dec: Burst<(Mbuf, &'t SaEntry)>,
 }
 
 impl Path {
     fn poll_port(&mut self, t: &Tables, port: u16) -> usize {
-        let mut rx: [Option<Mbuf>; BURST] = [const { None }; BURST];
+        let mut rx = Burst::new();
         let n = self.ports[port as usize].rx_burst(self.queue, &mut rx);
         if n == 0 {
             return 0;
         }
         self.shared.counters.rx_packets.add(n as u64);
-        let mut sorted = Sorted { enc: [const { None }; BURST], ne: 0, dec: [const { None }; BURST], nd: 0 };
+        let mut sorted = Sorted { enc: Burst::new(), dec: Burst::new() };
         // The burst's headers are not in this core's cache yet: ask for all of them, then
         // for each packet's data one packet ahead of the one being parsed. The first pass
-        // settles what it can at once and leaves transit packets in `rx`, with their flow key
+        // settles what it can at once and keeps transit packets aside, with their flow key
         // and hash, while their flow cache buckets are fetched; the second looks them up.
         // (Keys are written in place and classes acted on at once: values built on the stack
         // and copied stall on store forwarding.)
-        rx.iter().take(n).flatten().for_each(Mbuf::prefetch_header);
-        if let Some(m) = &rx[0] {
+        rx.iter().for_each(Mbuf::prefetch_header);
+        if let Some(m) = rx.first() {
             m.prefetch_data();
         }
+        let mut transit = Burst::new();
         let mut keys = [FlowKey::ZERO; BURST];
         let mut hashes = [0u32; BURST];
-        for i in 0..n {
-            if let Some(next) = rx.get(i + 1).and_then(Option::as_ref) {
+        let mut rx = rx.into_iter();
+        while let Some(mut m) = rx.next() {
+            if let Some(next) = rx.as_slice().first() {
                 next.prefetch_data();
             }
-            let Some(mut m) = rx[i].take() else { continue };
-            match self.parse(t, port, &mut m, &mut keys[i]) {
+            let j = transit.len();
+            match self.parse(t, port, &mut m, &mut keys[j]) {
                 Some(class) => self.act(t, port, m, class, &mut sorted),
                 None => {
-                    hashes[i] = keys[i].hash32();
-                    self.flows.prefetch(hashes[i]);
-                    rx[i] = Some(m);
+                    hashes[j] = keys[j].hash32();
+                    self.flows.prefetch(hashes[j]);
+                    transit.push(m);
                 }
             }
         }
-        for i in 0..n {
-            let Some(mut m) = rx[i].take() else { continue };
-            let class = self.transit(t, &keys[i], hashes[i], &mut m);
+        for (j, mut m) in transit.into_iter().enumerate() {
+            let class = self.transit(t, &keys[j], hashes[j], &mut m);
             self.act(t, port, m, class, &mut sorted);
         }
-        self.encrypt(t, &mut sorted.enc[..sorted.ne]);
-        self.decrypt(t, &mut sorted.dec[..sorted.nd]);
+        self.encrypt(t, sorted.enc);
+        self.decrypt(t, sorted.dec);
         n
     }
 
@@ -281,14 +278,8 @@ impl Path {
     #[inline]
     fn act<'t>(&mut self, t: &'t Tables, port: u16, m: Mbuf, class: Class<'t>, sorted: &mut Sorted<'t>) {
         match class {
-            Class::Encrypt(sa) => {
-                sorted.enc[sorted.ne] = Some((m, sa));
-                sorted.ne += 1;
-            }
-            Class::Decrypt(sa) => {
-                sorted.dec[sorted.nd] = Some((m, sa));
-                sorted.nd += 1;
-            }
+            Class::Encrypt(sa) => sorted.enc.push((m, sa)),
+            Class::Decrypt(sa) => sorted.dec.push((m, sa)),
             Class::Forward => {
                 self.shared.counters.bypassed.add(1);
                 self.route_out(t, m)
@@ -467,18 +458,17 @@ impl Path {
     }
 
     /// Encrypts a burst; each run of packets for one SA takes its sequence numbers at once.
-    fn encrypt(&mut self, t: &Tables, burst: &mut [Option<(Mbuf, &SaEntry)>]) {
+    fn encrypt(&mut self, t: &Tables, burst: Burst<(Mbuf, &SaEntry)>) {
         let mut last = std::ptr::null();
-        (0..AHEAD).for_each(|j| prefetch_sa(burst, j, &mut last, SaEntry::prefetch_out));
-        let mut i = 0;
-        while i < burst.len() {
-            let Some((_, sa)) = burst[i] else { break };
-            let run = burst[i..].iter().take_while(|s| s.as_ref().is_some_and(|(_, s)| std::ptr::eq(*s, sa))).count();
+        (0..AHEAD).for_each(|j| prefetch_sa(&burst, j, &mut last, SaEntry::prefetch_out));
+        let mut burst = burst.into_iter();
+        while let Some(&(_, sa)) = burst.as_slice().first() {
+            let run = burst.as_slice().iter().take_while(|(_, s)| std::ptr::eq(*s, sa)).count();
             let first = sa.sa.reserve_seq(run as u64);
             let (mut sealed, mut bytes) = (0, 0);
             for k in 0..run {
-                prefetch_sa(burst, i + k + AHEAD, &mut last, SaEntry::prefetch_out);
-                let Some((mut m, _)) = burst[i + k].take() else { continue };
+                prefetch_sa(burst.as_slice(), AHEAD, &mut last, SaEntry::prefetch_out);
+                let Some((mut m, _)) = burst.next() else { break };
                 match first.and_then(|s| sa.sa.encap_seq(&mut m, s + k as u64)) {
                     Ok(len) => {
                         (sealed, bytes) = (sealed + 1, bytes + len as u64);
@@ -492,16 +482,15 @@ impl Path {
             }
             sa.sa.count_many(sealed, bytes);
             self.shared.counters.encrypted.add(sealed);
-            i += run;
         }
     }
 
-    fn decrypt(&mut self, t: &Tables, burst: &mut [Option<(Mbuf, &SaEntry)>]) {
+    fn decrypt(&mut self, t: &Tables, burst: Burst<(Mbuf, &SaEntry)>) {
         let mut last = std::ptr::null();
-        (0..AHEAD).for_each(|j| prefetch_sa(burst, j, &mut last, SaEntry::prefetch_in));
-        for j in 0..burst.len() {
-            prefetch_sa(burst, j + AHEAD, &mut last, SaEntry::prefetch_in);
-            let Some((mut m, sa)) = burst[j].take() else { continue };
+        (0..AHEAD).for_each(|j| prefetch_sa(&burst, j, &mut last, SaEntry::prefetch_in));
+        let mut burst = burst.into_iter();
+        while let Some((mut m, sa)) = burst.next() {
+            prefetch_sa(burst.as_slice(), AHEAD - 1, &mut last, SaEntry::prefetch_in);
             if let Err(e) = sa.sa.decap(&mut m) {
                 self.sa_drop(sa, DropReason::from(e));
                 continue;
@@ -646,9 +635,8 @@ impl Path {
 
     fn send(&mut self, port: u16, m: Mbuf) {
         let q = &mut self.tx[port as usize];
-        q.bufs[q.len] = Some(m);
-        q.len += 1;
-        if q.len == BURST {
+        q.push(m);
+        if q.is_full() {
             self.flush_port(port);
         }
     }
@@ -661,15 +649,12 @@ impl Path {
 
     fn flush_port(&mut self, port: u16) {
         let q = &mut self.tx[port as usize];
-        if q.len == 0 {
+        if q.is_empty() {
             return;
         }
-        let sent = self.ports[port as usize].tx_burst(self.queue, &mut q.bufs[..q.len]);
-        let unsent = q.len - sent;
-        for b in q.bufs[..q.len].iter_mut() {
-            b.take();
-        }
-        q.len = 0;
+        let sent = self.ports[port as usize].tx_burst(self.queue, q);
+        let unsent = q.len();
+        q.clear();
         self.shared.counters.tx_packets.add(sent as u64);
         if unsent > 0 {
             self.drop(DropReason::TxFull, unsent as u64);

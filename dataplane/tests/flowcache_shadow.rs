@@ -11,7 +11,7 @@
 
 mod common;
 use common::*;
-use dpdk_sys::Mbuf;
+use dpdk_sys::{ArrayVec, Mbuf};
 use rampart_dataplane::counters::DropReason;
 use rampart_dataplane::spd::{Action, Direction, Policy, Selector, Spd};
 use rampart_dataplane::tables::{SaEntry, SpiMap};
@@ -40,10 +40,10 @@ fn send(bed: &RingBed) -> Out {
     let drops0: Vec<u64> = DropReason::ALL.iter().map(|&r| c.drops.get(r)).collect();
     bed.put(&bed.lan_rx, &udp_frame([10, 2, 0, 5]));
     let t0 = Instant::now();
-    let mut out: [Option<Mbuf>; 1] = [None];
+    let mut out = ArrayVec::<Mbuf, 1>::new();
     loop {
         if bed.wan_tx.dequeue_burst(&mut out) == 1 {
-            let m = out[0].take().unwrap();
+            let m = out.pop().unwrap();
             let d = m.data();
             assert_eq!(d[14 + 9], 50, "ESP on the WAN");
             return Out::Esp(u32::from_be_bytes(d[34..38].try_into().unwrap()));
@@ -51,7 +51,7 @@ fn send(bed: &RingBed) -> Out {
         // BYPASS traffic to 10.2.0.5 leaves by the LAN port here (a route), so clear and ESP
         // output are told apart by the ring they come out of.
         if bed.lan_tx.dequeue_burst(&mut out) == 1 {
-            out[0].take();
+            out.clear();
             return Out::Clear;
         }
         for (i, &r) in DropReason::ALL.iter().enumerate() {
@@ -103,12 +103,12 @@ fn newer_tables_are_never_shadowed_by_the_flow_cache() {
     let esp_dst_mac = |bed: &RingBed| {
         bed.put(&bed.lan_rx, &udp_frame([10, 2, 0, 5]));
         let t0 = Instant::now();
-        let mut out: [Option<Mbuf>; 1] = [None];
+        let mut out = ArrayVec::<Mbuf, 1>::new();
         while bed.wan_tx.dequeue_burst(&mut out) == 0 {
             assert!(t0.elapsed() < Duration::from_secs(5), "no ESP frame");
             std::thread::yield_now();
         }
-        let m = out[0].take().unwrap();
+        let m = out.pop().unwrap();
         <[u8; 6]>::try_from(&m.data()[..6]).unwrap()
     };
     assert_eq!(esp_dst_mac(&bed), [2, 0, 0, 0, 0, 0xcc]);

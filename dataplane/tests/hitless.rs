@@ -12,7 +12,7 @@
 //!
 //! EAL starts once per process: this file holds one test.
 
-use dpdk_sys::Mbuf;
+use dpdk_sys::{ArrayVec, Mbuf};
 use rampart_dataplane::counters::SaDrops;
 use rampart_dataplane::crypto;
 use rampart_dataplane::esp::Sa;
@@ -132,28 +132,26 @@ fn table_swaps_under_load_lose_nothing() {
             let rx_b = Sa::new(params(SPI_B, &KEY_B, 1024)).unwrap();
             let mut log = SinkLog::default();
             let (mut n_sent, mut n_recv) = (0u64, 0u64);
-            let mut out: [Option<Mbuf>; 32] = Default::default();
+            let mut out = ArrayVec::<Mbuf, 32>::new();
             loop {
                 let stopping = stop.load(Ordering::Relaxed);
                 if !stopping && n_sent - n_recv < WINDOW {
-                    let mut burst: [Option<Mbuf>; 32] = Default::default();
-                    if pool.alloc_bulk(&mut burst) {
-                        for m in burst.iter_mut().flatten() {
+                    let mut burst = ArrayVec::<Mbuf, 32>::new();
+                    if pool.alloc_bulk(&mut burst, 32) {
+                        for m in burst.iter_mut() {
                             let f = frame(n_sent);
                             m.append(f.len() as u16).unwrap().copy_from_slice(&f);
                             m.set_user(n_sent);
                             n_sent += 1;
                         }
-                        let mut off = 0;
-                        while off < burst.len() {
-                            off += lan_rx.enqueue_burst(&mut burst[off..]);
+                        while !burst.is_empty() {
+                            lan_rx.enqueue_burst(&mut burst);
                         }
                         sent.store(n_sent, Ordering::Relaxed);
                     }
                 }
                 let n = wan_tx.dequeue_burst(&mut out);
-                for m in out.iter_mut().take(n) {
-                    let mut m = m.take().unwrap();
+                for mut m in out.drain(..) {
                     let idx = n_recv;
                     n_recv += 1;
                     if let Err(e) = check(&mut m, idx, &rx_a, &rx_b, &mut log, &freed_at) {

@@ -17,6 +17,7 @@ mod mempool;
 mod port;
 mod ring;
 
+pub use arrayvec::ArrayVec;
 pub use block::Block16;
 pub use eal::{lcore_id, rdtsc, register_thread, tsc_hz, unregister_thread, Eal, PMD_DIR};
 pub use error::{Error, Result};

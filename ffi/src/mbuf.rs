@@ -1,19 +1,53 @@
 //! `Mbuf`: an owned DPDK packet buffer, freed on drop, laid out as a bare `rte_mbuf` pointer
-//! so bursts of `Option<Mbuf>` go straight to rx/tx burst calls.
+//! so that a burst (`ArrayVec<Mbuf, N>`: an array and a count) goes straight to DPDK's burst
+//! calls.
 
+use arrayvec::ArrayVec;
 use std::ptr::NonNull;
 
 use crate::sys;
 
-/// An owned packet buffer (possibly the head of a segment chain).
-///
-/// `Option<Mbuf>` has the layout of `*mut rte_mbuf` (`None` is NULL), so a
-/// `[Option<Mbuf>; 32]` is a burst array as DPDK expects it.
+/// An owned packet buffer (possibly the head of a segment chain), laid out as
+/// `*mut rte_mbuf`.
 #[repr(transparent)]
 #[derive(Debug)]
 pub struct Mbuf(pub(crate) NonNull<sys::rte_mbuf>);
 
-const _: () = assert!(std::mem::size_of::<Option<Mbuf>>() == std::mem::size_of::<*mut sys::rte_mbuf>());
+
+/// Fills the free room of `bufs` through `fill(room, n)`, a DPDK call that writes up to `n`
+/// mbufs at `room` and returns how many it wrote; returns that count.
+///
+/// # Safety
+/// The mbufs `fill` writes must be valid and owned by nobody else.
+#[inline]
+pub(crate) unsafe fn fill_burst<const N: usize>(bufs: &mut ArrayVec<Mbuf, N>, fill: impl FnOnce(*mut *mut sys::rte_mbuf, usize) -> usize) -> usize {
+    let len = bufs.len();
+    // SAFETY: the room past `len` is the array's own; exactly the mbufs written are counted in.
+    unsafe {
+        let n = fill(bufs.as_mut_ptr().add(len).cast(), N - len).min(N - len);
+        bufs.set_len(len + n);
+        n
+    }
+}
+
+/// Hands `bufs` to `give(mbufs, n)`, a DPDK call that takes ownership of the first k it
+/// returns: those leave `bufs` unfreed, and the rest move to the front, in order. Returns k.
+///
+/// # Safety
+/// `give` must take ownership of exactly the first k mbufs and no others.
+#[inline]
+pub(crate) unsafe fn give_burst<const N: usize>(bufs: &mut ArrayVec<Mbuf, N>, give: impl FnOnce(*mut *mut sys::rte_mbuf, usize) -> usize) -> usize {
+    let len = bufs.len();
+    // SAFETY: the first `len` slots are mbufs we own, laid out as a pointer array; the
+    // ones given away are overwritten by the rest without being dropped.
+    unsafe {
+        let p = bufs.as_mut_ptr();
+        let k = give(p.cast(), len).min(len);
+        std::ptr::copy(p.add(k), p, len - k);
+        bufs.set_len(len - k);
+        k
+    }
+}
 
 // SAFETY: an Mbuf is the unique owner of its buffer; freeing it from another thread is
 // allowed by DPDK (mempool put is thread safe).
@@ -221,14 +255,13 @@ impl Mbuf {
         unsafe { self.as_ptr().cast::<u8>().add(off).cast::<u64>().write(v) }
     }
 
-    /// Frees every mbuf in `bufs` in one call and leaves all slots `None`.
-    pub fn free_bulk(bufs: &mut [Option<Mbuf>]) {
-        let ptr = bufs.as_mut_ptr().cast::<*mut sys::rte_mbuf>();
-        // SAFETY: Option<Mbuf> has the layout of a nullable mbuf pointer; DPDK skips NULLs
-        // and frees the rest, which we own.
-        unsafe { sys::shim_rte_pktmbuf_free_bulk(ptr, bufs.len() as u32) };
-        // The mbufs are gone: forget them without running Drop.
-        bufs.iter_mut().for_each(|b| std::mem::forget(b.take()));
+    /// Frees every mbuf in `bufs` in one call and leaves it empty.
+    pub fn free_bulk<const N: usize>(bufs: &mut ArrayVec<Mbuf, N>) {
+        // SAFETY: DPDK frees exactly the mbufs given, which we own.
+        unsafe { give_burst(bufs, |p, n| {
+            sys::shim_rte_pktmbuf_free_bulk(p, n as u32);
+            n
+        }) };
     }
 }
 

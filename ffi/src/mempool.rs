@@ -1,7 +1,9 @@
 //! Packet-buffer pools (`rte_pktmbuf_pool_create`), the only source of `Mbuf`s.
 
+use arrayvec::ArrayVec;
 use std::ptr::NonNull;
 
+use crate::mbuf::fill_burst;
 use crate::{sys, Error, Mbuf, Result};
 
 /// Any NUMA socket (`SOCKET_ID_ANY`).
@@ -48,16 +50,20 @@ impl Mempool {
         NonNull::new(unsafe { sys::shim_rte_pktmbuf_alloc(self.0.as_ptr()) }).map(Mbuf)
     }
 
-    /// Fills every slot of `bufs` with a fresh mbuf (dropping what was there), all or
-    /// nothing: returns false, and leaves the slots `None`, when the pool cannot supply them.
-    pub fn alloc_bulk(&self, bufs: &mut [Option<Mbuf>]) -> bool {
-        bufs.iter_mut().for_each(|b| *b = None);
-        let ptr = bufs.as_mut_ptr().cast::<*mut sys::rte_mbuf>();
-        // SAFETY: Option<Mbuf> has the layout of *mut rte_mbuf (checked in mbuf.rs) and all
-        // slots are None (NULL), so nothing is overwritten; on success every slot is a fresh
-        // mbuf we own, on failure DPDK leaves the array untouched.
-        let ret = unsafe { sys::shim_rte_pktmbuf_alloc_bulk(self.0.as_ptr(), ptr, bufs.len() as u32) };
-        ret == 0
+    /// Adds `n` fresh mbufs to `bufs`, all or nothing: returns false, and adds none, when
+    /// the pool cannot supply them or `bufs` has no room for them.
+    pub fn alloc_bulk<const N: usize>(&self, bufs: &mut ArrayVec<Mbuf, N>, n: usize) -> bool {
+        if n > bufs.remaining_capacity() {
+            return false;
+        }
+        // SAFETY: on success DPDK writes n fresh mbufs that we own, on failure none.
+        let got = unsafe {
+            fill_burst(bufs, |p, _| match sys::shim_rte_pktmbuf_alloc_bulk(self.0.as_ptr(), p, n as u32) {
+                0 => n,
+                _ => 0,
+            })
+        };
+        got == n
     }
 
     /// Mbufs free in the pool (including those in per-lcore caches).

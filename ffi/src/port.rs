@@ -1,7 +1,9 @@
 //! Ethernet ports (`rte_ethdev`): probing a device, configuring queues, burst rx/tx, stats.
 
+use arrayvec::ArrayVec;
 use std::ffi::{c_char, CStr};
 
+use crate::mbuf::{fill_burst, give_burst};
 use crate::{sys, Error, Mbuf, Mempool, Result};
 
 /// The RSS hash types Rampart asks for (IPv4/IPv6, TCP, UDP, SCTP, IPv6-ex and ESP), masked
@@ -281,30 +283,20 @@ impl Port {
         Error::check("rte_eth_stats_reset", unsafe { sys::rte_eth_stats_reset(self.0) }).map(drop)
     }
 
-    /// Receives up to `bufs.len()` packets from `queue` into `bufs[..n]` and returns n.
-    /// The slots should be `None`; any mbuf still in one is freed first. Only one thread
-    /// at a time may poll a given queue.
+    /// Receives packets from `queue` into the free room of `bufs` and returns how many came.
+    /// Only one thread at a time may poll a given queue.
     #[inline]
-    pub fn rx_burst(&self, queue: u16, bufs: &mut [Option<Mbuf>]) -> usize {
-        debug_assert!(bufs.iter().all(Option::is_none), "rx_burst into occupied slots");
-        bufs.iter_mut().for_each(|b| *b = None);
-        let n = bufs.len().min(u16::MAX.into()) as u16;
-        // SAFETY: Option<Mbuf> has the layout of a nullable mbuf pointer and every slot is
-        // NULL; the PMD writes up to n owned mbufs into the front of the array.
-        usize::from(unsafe { sys::shim_rte_eth_rx_burst(self.0, queue, bufs.as_mut_ptr().cast(), n) })
+    pub fn rx_burst<const N: usize>(&self, queue: u16, bufs: &mut ArrayVec<Mbuf, N>) -> usize {
+        // SAFETY: the PMD writes owned mbufs and returns their count.
+        unsafe { fill_burst(bufs, |p, n| sys::shim_rte_eth_rx_burst(self.0, queue, p, n.min(u16::MAX.into()) as u16).into()) }
     }
 
-    /// Transmits the leading run of `Some` entries of `bufs` on `queue` and returns how many
-    /// the PMD took: those slots become `None`, the unsent rest stay for the caller to retry
-    /// or drop. Only one thread at a time may use a given queue.
+    /// Transmits `bufs` on `queue` and returns how many the PMD took: those leave `bufs`, the
+    /// unsent rest stay, in order, for the caller to retry or drop. Only one thread at a time
+    /// may use a given queue.
     #[inline]
-    pub fn tx_burst(&self, queue: u16, bufs: &mut [Option<Mbuf>]) -> usize {
-        let k = bufs.iter().position(Option::is_none).unwrap_or(bufs.len());
-        let k = k.min(u16::MAX.into());
-        // SAFETY: the first k slots are non-NULL mbufs we own, laid out as a pointer array.
-        let sent = usize::from(unsafe { sys::shim_rte_eth_tx_burst(self.0, queue, bufs.as_mut_ptr().cast(), k as u16) });
-        // The PMD owns the sent mbufs now: clear their slots without freeing them.
-        bufs[..sent].iter_mut().for_each(|b| std::mem::forget(b.take()));
-        sent
+    pub fn tx_burst<const N: usize>(&self, queue: u16, bufs: &mut ArrayVec<Mbuf, N>) -> usize {
+        // SAFETY: the PMD takes ownership of the first k mbufs, which it returns as k.
+        unsafe { give_burst(bufs, |p, n| sys::shim_rte_eth_tx_burst(self.0, queue, p, n.min(u16::MAX.into()) as u16).into()) }
     }
 }

@@ -2,8 +2,10 @@
 //! the net_ring PMD): a real port whose wire is a ring another thread feeds or drains, for
 //! benchmarks and tests that drive the worker without a NIC.
 
+use arrayvec::ArrayVec;
 use std::ptr::NonNull;
 
+use crate::mbuf::{fill_burst, give_burst};
 use crate::{sys, Error, Mbuf, Port, Result, SOCKET_ID_ANY};
 
 /// A multi-producer, multi-consumer ring of mbuf pointers. Like `Mempool`, a ring lives as
@@ -36,29 +38,19 @@ impl Ring {
         NonNull::new(unsafe { sys::rte_ring_lookup(c.as_ptr()) }).map(Ring)
     }
 
-    /// Enqueues the leading run of `Some` entries of `bufs` (as many as fit) and returns how
-    /// many went in: those slots become `None`, the rest stay with the caller.
+    /// Enqueues the front of `bufs` (as many as fit) and returns how many went in: those
+    /// leave `bufs`, the rest stay, in order, with the caller.
     #[inline]
-    pub fn enqueue_burst(&self, bufs: &mut [Option<Mbuf>]) -> usize {
-        let k = bufs.iter().position(Option::is_none).unwrap_or(bufs.len());
-        let k = k.min(u32::MAX as usize);
-        // SAFETY: the first k slots are non-NULL mbufs we own, laid out as a pointer array.
-        let n = unsafe { sys::shim_rte_ring_enqueue_burst(self.0.as_ptr(), bufs.as_mut_ptr().cast(), k as u32) };
-        let n = n as usize;
-        // The ring owns them now: clear the slots without freeing.
-        bufs[..n].iter_mut().for_each(|b| std::mem::forget(b.take()));
-        n
+    pub fn enqueue_burst<const N: usize>(&self, bufs: &mut ArrayVec<Mbuf, N>) -> usize {
+        // SAFETY: the ring takes ownership of the first k mbufs, which it returns as k.
+        unsafe { give_burst(bufs, |p, n| sys::shim_rte_ring_enqueue_burst(self.0.as_ptr(), p.cast(), n as u32) as usize) }
     }
 
-    /// Dequeues up to `bufs.len()` mbufs into `bufs[..n]` and returns n. Any mbuf still in
-    /// a slot is freed first.
+    /// Dequeues mbufs into the free room of `bufs` and returns how many came.
     #[inline]
-    pub fn dequeue_burst(&self, bufs: &mut [Option<Mbuf>]) -> usize {
-        bufs.iter_mut().for_each(|b| *b = None);
-        let k = bufs.len().min(u32::MAX as usize) as u32;
-        // SAFETY: every slot is None (NULL) and Option<Mbuf> has the layout of a nullable mbuf
-        // pointer; the ring writes up to k mbufs, which were enqueued as owned mbufs.
-        unsafe { sys::shim_rte_ring_dequeue_burst(self.0.as_ptr(), bufs.as_mut_ptr().cast(), k) as usize }
+    pub fn dequeue_burst<const N: usize>(&self, bufs: &mut ArrayVec<Mbuf, N>) -> usize {
+        // SAFETY: the ring holds only mbufs enqueued as owned ones.
+        unsafe { fill_burst(bufs, |p, n| sys::shim_rte_ring_dequeue_burst(self.0.as_ptr(), p.cast(), n as u32) as usize) }
     }
 
     /// Entries in the ring now.

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use dpdk_sys::{Mbuf, Mempool, Port, PortConf, SOCKET_ID_ANY};
+use dpdk_sys::{ArrayVec, Mbuf, Mempool, Port, PortConf, SOCKET_ID_ANY};
 
 fn ip(args: &str) -> bool {
     Command::new("ip").args(args.split_whitespace()).status().is_ok_and(|s| s.success())
@@ -99,9 +99,11 @@ fn af_packet_over_veth() {
 
     // DPDK -> kernel
     let out = common::frame(1, 98);
-    let mut burst = [pool.alloc()];
-    burst[0].as_mut().unwrap().append(out.len() as u16).unwrap().copy_from_slice(&out);
+    let mut m = pool.alloc().unwrap();
+    m.append(out.len() as u16).unwrap().copy_from_slice(&out);
+    let mut burst = ArrayVec::<Mbuf, 1>::from([m]);
     assert_eq!(port.tx_burst(0, &mut burst), 1);
+    assert!(burst.is_empty());
     assert!(peer.recv_match(&out, Duration::from_secs(3)), "frame from DPDK seen on the veth peer");
 
     // kernel -> DPDK
@@ -109,10 +111,10 @@ fn af_packet_over_veth() {
     peer.send(&back);
     let start = Instant::now();
     let mut got = false;
-    let mut rx: [Option<Mbuf>; 32] = Default::default();
+    let mut rx = ArrayVec::<Mbuf, 32>::new();
     while !got && start.elapsed() < Duration::from_secs(3) {
-        let n = port.rx_burst(0, &mut rx);
-        got = rx[..n].iter().flatten().any(|m| m.data() == &back[..]);
+        port.rx_burst(0, &mut rx);
+        got = rx.iter().any(|m| m.data() == &back[..]);
         Mbuf::free_bulk(&mut rx);
     }
     assert!(got, "frame from the kernel received by DPDK");

@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use dpdk_sys::{sys, Eal, Mbuf, Mempool, SOCKET_ID_ANY};
+use dpdk_sys::{sys, ArrayVec, Eal, Mbuf, Mempool, SOCKET_ID_ANY};
 
 fn pool() -> Mempool {
     static POOL: OnceLock<(Eal, Mempool)> = OnceLock::new();
@@ -77,20 +77,22 @@ fn bulk_alloc_and_free_return_everything() {
     let pool = Mempool::new_pktmbuf("bulk_test", 63, 0, 2048, SOCKET_ID_ANY).expect("pool");
     assert_eq!(pool.in_use_count(), 0);
 
-    let mut burst: [Option<Mbuf>; 32] = Default::default();
-    assert!(pool.alloc_bulk(&mut burst));
-    assert!(burst.iter().all(Option::is_some));
+    let mut burst = ArrayVec::<Mbuf, 32>::new();
+    assert!(pool.alloc_bulk(&mut burst, 32));
+    assert_eq!(burst.len(), 32);
+    assert_eq!(pool.in_use_count(), 32);
+    assert!(!pool.alloc_bulk(&mut burst, 1), "no room left in the burst");
     assert_eq!(pool.in_use_count(), 32);
 
-    let mut more: [Option<Mbuf>; 32] = Default::default();
-    assert!(!pool.alloc_bulk(&mut more), "only 31 left: all or nothing");
-    assert!(more.iter().all(Option::is_none));
+    let mut more = ArrayVec::<Mbuf, 32>::new();
+    assert!(!pool.alloc_bulk(&mut more, 32), "only 31 left: all or nothing");
+    assert!(more.is_empty());
     assert_eq!(pool.in_use_count(), 32);
 
-    burst[3] = None; // a hole: freed by Drop, skipped by free_bulk
+    drop(burst.remove(3)); // freed by Drop
     assert_eq!(pool.in_use_count(), 31);
     Mbuf::free_bulk(&mut burst);
-    assert!(burst.iter().all(Option::is_none));
+    assert!(burst.is_empty());
     assert_eq!(pool.in_use_count(), 0);
 
     let held: Vec<Mbuf> = std::iter::from_fn(|| pool.alloc()).collect();

@@ -3,40 +3,42 @@
 
 mod common;
 
-use dpdk_sys::{Mbuf, Mempool, Port, PortConf, Ring, SOCKET_ID_ANY};
+use dpdk_sys::{ArrayVec, Mbuf, Mempool, Port, PortConf, Ring, SOCKET_ID_ANY};
 
 #[test]
 fn rings_and_ring_port() {
     let _eal = common::init("ringdev", &[], false);
     let pool = Mempool::new_pktmbuf("ringdev_pool", 2047, 32, 2176, SOCKET_ID_ANY).expect("pool");
 
-    // Plain ring: enqueue the leading Some run, dequeue in order.
+    // Plain ring: enqueue in order, dequeue in order.
     let r = Ring::new("t_plain", 64).expect("ring");
     assert!(Ring::new("t_plain", 64).is_err(), "names are unique");
     assert_eq!(Ring::lookup("t_plain").unwrap().as_ptr(), r.as_ptr());
-    let mut burst: [Option<Mbuf>; 8] = Default::default();
-    assert!(pool.alloc_bulk(&mut burst));
+    let mut burst = ArrayVec::<Mbuf, 8>::new();
+    assert!(pool.alloc_bulk(&mut burst, 5));
     for (i, m) in burst.iter_mut().enumerate() {
-        m.as_mut().unwrap().set_user(i as u64);
+        m.set_user(i as u64);
     }
-    burst[5] = None;
     assert_eq!(r.enqueue_burst(&mut burst), 5);
-    assert!(burst[..5].iter().all(Option::is_none) && burst[6].is_some());
+    assert!(burst.is_empty());
     assert_eq!(r.count(), 5);
-    let mut out: [Option<Mbuf>; 16] = Default::default();
-    assert_eq!(r.dequeue_burst(&mut out), 5);
-    assert_eq!(out[..5].iter().map(|m| m.as_ref().unwrap().user()).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    let mut out = ArrayVec::<Mbuf, 16>::new();
+    assert!(pool.alloc_bulk(&mut out, 1));
+    assert_eq!(r.dequeue_burst(&mut out), 5, "into the room after what is there");
+    assert_eq!(out[1..].iter().map(|m| m.user()).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
     Mbuf::free_bulk(&mut out);
-    drop(burst);
 
     // A full ring takes what fits (size - 1) and leaves the rest with the caller.
     let small = Ring::new("t_small", 4).unwrap();
-    let mut five: [Option<Mbuf>; 5] = Default::default();
-    assert!(pool.alloc_bulk(&mut five));
+    let mut five = ArrayVec::<Mbuf, 5>::new();
+    assert!(pool.alloc_bulk(&mut five, 5));
+    for (i, m) in five.iter_mut().enumerate() {
+        m.set_user(i as u64);
+    }
     assert_eq!(small.enqueue_burst(&mut five), 3);
-    assert_eq!(five.iter().filter(|m| m.is_some()).count(), 2);
+    assert_eq!(five.iter().map(|m| m.user()).collect::<Vec<_>>(), vec![3, 4], "the rest, in order");
     drop(five);
-    let mut out: [Option<Mbuf>; 8] = Default::default();
+    let mut out = ArrayVec::<Mbuf, 8>::new();
     assert_eq!(small.dequeue_burst(&mut out), 3);
     drop(out);
 
@@ -56,29 +58,28 @@ fn rings_and_ring_port() {
 
     for q in 0..2u16 {
         let frames: Vec<Vec<u8>> = (0..16u8).map(|i| common::frame(i + 16 * q as u8, 64 + i as usize)).collect();
-        let mut b: [Option<Mbuf>; 16] = Default::default();
-        assert!(pool.alloc_bulk(&mut b));
+        let mut b = ArrayVec::<Mbuf, 16>::new();
+        assert!(pool.alloc_bulk(&mut b, 16));
         for (m, f) in b.iter_mut().zip(&frames) {
-            let m = m.as_mut().unwrap();
             m.append(f.len() as u16).unwrap().copy_from_slice(f);
             m.set_user(0xfeed_0000 + f.len() as u64);
         }
         assert_eq!(rx[q as usize].enqueue_burst(&mut b), 16);
         // Nothing crosses queues.
-        let mut got: [Option<Mbuf>; 32] = Default::default();
+        let mut got = ArrayVec::<Mbuf, 32>::new();
         assert_eq!(port.rx_burst(1 - q, &mut got), 0);
         assert_eq!(port.rx_burst(q, &mut got), 16);
         for (m, f) in got.iter().zip(&frames) {
-            let m = m.as_ref().unwrap();
             assert_eq!(m.data(), &f[..]);
             assert_eq!(m.user(), 0xfeed_0000 + f.len() as u64);
         }
         // And back out through the tx ring of the same queue.
-        assert_eq!(port.tx_burst(q, &mut got[..16]), 16);
+        assert_eq!(port.tx_burst(q, &mut got), 16);
+        assert!(got.is_empty());
         assert_eq!(tx[1 - q as usize].count(), 0);
-        let mut sink: [Option<Mbuf>; 32] = Default::default();
+        let mut sink = ArrayVec::<Mbuf, 32>::new();
         assert_eq!(tx[q as usize].dequeue_burst(&mut sink), 16);
-        assert_eq!(sink[3].as_ref().unwrap().data(), &frames[3][..]);
+        assert_eq!(sink[3].data(), &frames[3][..]);
         Mbuf::free_bulk(&mut sink);
     }
     let s = port.stats();

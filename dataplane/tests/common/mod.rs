@@ -2,7 +2,7 @@
 //! real worker: frames go in on a port's RX ring and come out of the TX rings.
 #![allow(dead_code)]
 
-use dpdk_sys::{Mbuf, Ring};
+use dpdk_sys::{ArrayVec, Mbuf, Ring};
 use rampart_dataplane::counters::SaDrops;
 use rampart_dataplane::crypto::AeadAlg;
 use rampart_dataplane::esp::{Lifetime, Mode, Sa, SaParams};
@@ -104,16 +104,16 @@ impl RingBed {
     pub fn put(&self, ring: &Ring, frame: &[u8]) {
         let mut m = self.gw.pool.alloc().expect("mbuf");
         m.append(frame.len() as u16).expect("room").copy_from_slice(frame);
-        assert_eq!(ring.enqueue_burst(&mut [Some(m)]), 1, "ring full");
+        assert_eq!(ring.enqueue_burst(&mut ArrayVec::<Mbuf, 1>::from([m])), 1, "ring full");
     }
 
     /// Takes what a TX ring holds; returns how many frames there were.
     pub fn drain(ring: &Ring) -> usize {
-        let mut out: [Option<Mbuf>; 32] = Default::default();
+        let mut out = ArrayVec::<Mbuf, 32>::new();
         let mut n = 0;
         loop {
             let k = ring.dequeue_burst(&mut out);
-            out.iter_mut().for_each(|m| drop(m.take()));
+            out.clear();
             n += k;
             if k == 0 {
                 return n;
