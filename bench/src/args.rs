@@ -69,6 +69,8 @@ pub struct Args {
     /// Flow cache entries per worker; 0: off; None: sized to the flows.
     pub flow_cache: Option<usize>,
     pub ports: Vec<String>,
+    /// Mbufs in the pool.
+    pub mbufs: u32,
     /// Write the input frames (plaintext, or ESP for decrypt) to this pcap and exit.
     pub write_pcap: Option<String>,
     pub json: bool,
@@ -96,6 +98,8 @@ usage: bench --pps [options]      dataplane throughput and latency
   --ports DEV DEV        run against two devices (port 0 protected, port 1 unprotected), e.g.
                          'net_pcap0,rx_pcap=plain_64.pcap,infinite_rx=1' 'net_null1,no-rx=1';
                          rates from the output port's counters, no latency
+  --mbufs N              mbufs in the pool (default 32767); net_pcap with infinite_rx keeps its
+                         whole file in mbufs, so a pcap of 100,000 frames needs more
   --write-pcap FILE      write the frames this run would send (ESP for decrypt) to a pcap, for
                          `--ports 'net_pcap...,rx_pcap=FILE,infinite_rx=1'`, and exit
   --json                 one JSON object instead of the table
@@ -116,6 +120,7 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
         rekeys: 0,
         flow_cache: None,
         ports: vec![],
+        mbufs: 32767,
         write_pcap: None,
         json: false,
         warmup: Duration::from_secs(1),
@@ -188,6 +193,7 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
                     return Err("--ports takes two devargs: protected, unprotected".into());
                 }
             }
+            "--mbufs" => a.mbufs = num(it.next(), "--mbufs")?.clamp(1023, 16 << 20) as u32,
             "--write-pcap" => a.write_pcap = Some(it.next().ok_or("--write-pcap needs a file")?.clone()),
             "--json" => a.json = true,
             "-h" | "--help" => return Err(String::new()),

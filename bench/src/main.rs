@@ -82,15 +82,21 @@ fn run(mut a: Args) -> Result<(), String> {
     };
     let cfg = scenario::config(&a, &lan_dev, &wan_dev, first_core)?;
     let mut spec = rampart_control::daemon::spec(&cfg);
-    spec.eal_args.extend(if a.hugepages { vec!["-m".to_string(), "1024".into()] } else { vec!["--no-huge".into(), "-m".into(), "1024".into()] });
+    // EAL memory: the mbuf pool (about 2.3 KiB an mbuf) and 512 MiB for the rest.
+    let mem_mb = (a.mbufs as usize * 2304 >> 20) + 512;
+    let mem = vec!["-m".to_string(), mem_mb.max(1024).to_string()];
+    spec.eal_args.extend(if a.hugepages { mem } else { [vec!["--no-huge".to_string()], mem].concat() });
     spec.eal_args.push("--no-pci".into());
     spec.idle_sleep = Duration::ZERO;
-    spec.mbufs = 32767;
+    spec.mbufs = a.mbufs;
     spec.flow_cache = a.flow_cache.unwrap_or((2 * a.flows).next_power_of_two().clamp(spec.flow_cache, 1 << 24));
     if ring_mode {
         spec.ports.clear();
     }
-    let mut gw = Gateway::open(spec).map_err(|e| e.to_string())?;
+    let mut gw = Gateway::open(spec).map_err(|e| match e.to_string() {
+        e if e.contains("rx_queue_setup") && !ring_mode => format!("{e} (net_pcap with infinite_rx=1 holds every frame of its file in an mbuf: raise --mbufs, now {})", a.mbufs),
+        e => e,
+    })?;
 
     let nq = a.workers;
     let mut rp = Vec::new();

@@ -21,6 +21,24 @@ fn pps_mode_moves_verified_frames() {
     assert!(j["engine"].as_str().is_some_and(|e| !e.is_empty()), "{j}");
 }
 
+/// A pcap bigger than the default pool: `net_pcap` with `infinite_rx` keeps every frame in
+/// an mbuf, so the run needs `--mbufs`, and then replays the bench's own frames.
+#[test]
+fn pps_mode_replays_a_large_pcap_with_more_mbufs() {
+    let pcap = std::env::temp_dir().join(format!("bench-40k-{}.pcap", std::process::id()));
+    let pcap = pcap.to_str().unwrap();
+    let flows = ["--flows", "40000", "--policies", "40000"];
+    let out = Command::new(env!("CARGO_BIN_EXE_bench")).args(["--pps"]).args(flows).args(["--write-pcap", pcap]).output().expect("bench runs");
+    assert!(out.status.success(), "{out:?}");
+    let ports = [format!("net_pcap0,rx_pcap={pcap},infinite_rx=1"), "net_null1,no-rx=1".to_string()];
+    let mut args = vec!["--pps", "--json", "--duration", "1", "--mbufs", "65535", "--ports", &ports[0], &ports[1]];
+    args.extend(flows);
+    let j = run_json(&args);
+    let _ = std::fs::remove_file(pcap);
+    assert!(j["packets"].as_u64().unwrap() > 40000, "{j}");
+    assert!(j["flow_cache"]["misses"].as_u64().unwrap() >= 40000, "every flow looked up once: {j}");
+}
+
 #[test]
 fn ike_mode_establishes_every_sa() {
     let j = run_json(&["--ike", "-n", "200", "--json", "--port", "5611"]);
@@ -32,7 +50,7 @@ fn ike_mode_establishes_every_sa() {
 
 #[test]
 fn bad_arguments_are_refused_with_usage() {
-    for args in [&["--pps", "--size", "nope"][..], &["--pps", "--sas", "0"], &["--ike", "-n", "x"], &["--ike", "--bogus"]] {
+    for args in [&["--pps", "--size", "nope"][..], &["--pps", "--sas", "0"], &["--pps", "--mbufs", "x"], &["--ike", "-n", "x"], &["--ike", "--bogus"]] {
         let out = Command::new(env!("CARGO_BIN_EXE_bench")).args(args).output().expect("bench runs");
         assert_eq!(out.status.code(), Some(2), "bench {args:?}: {out:?}");
         assert!(!out.stderr.is_empty(), "bench {args:?} says why");
