@@ -83,7 +83,7 @@ fn run(mut a: Args) -> Result<(), String> {
     let cfg = scenario::config(&a, &lan_dev, &wan_dev, first_core)?;
     let mut spec = rampart_control::daemon::spec(&cfg);
     // EAL memory: the mbuf pool (about 2.3 KiB an mbuf) and 512 MiB for the rest.
-    let mem_mb = (a.mbufs as usize * 2304 >> 20) + 512;
+    let mem_mb = ((a.mbufs as usize * 2304) >> 20) + 512;
     let mem = vec!["-m".to_string(), mem_mb.max(1024).to_string()];
     spec.eal_args.extend(if a.hugepages { mem } else { [vec!["--no-huge".to_string()], mem].concat() });
     spec.eal_args.push("--no-pci".into());
