@@ -7,7 +7,10 @@
 # prepare_secgw.sh (reused, not copied), its ESP input is its own output captured in a finite
 # run, and its rate is read over telemetry with the anchors' ethdev_rate.py (median of NWIN
 # windows of WIN s). Rampart's ESP input is written by `bench --write-pcap` from the same
-# frame sizes. Prints both Mpps and the ratio.
+# frame sizes. Prints both Mpps and the ratio. Then, for encrypt, the ceiling that crypto
+# plus I/O alone set on one core: dpdk-testpmd io forwarding on the same vdevs (the anchors'
+# harness-ceiling command, its rate read the same way) and intel-ipsec-mb's seal rate at the
+# frame size (`aead-speed`), 1 / (1/io + 1/seal), and Rampart's fraction of it.
 #
 #   bench/compare_secgw.sh                       # sizes 64 512 1420, both directions
 #   SIZES="64" DIRS="encrypt" WIN=1 NWIN=3 bench/compare_secgw.sh
@@ -25,6 +28,7 @@ NWIN="${NWIN:-5}"
 DURATION="${DURATION:-10}"
 read -r -a MEMARGS <<< "${MEM:---no-huge -m 1024}"
 BENCH="${BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/bench}"
+AEAD_SPEED="$(dirname "$BENCH")/aead-speed"
 BENCH_MEM=(--no-huge); [[ "${MEM:-}" == *--no-huge* || -z "${MEM:-}" ]] || BENCH_MEM=(--hugepages)
 
 if [ ! -d /usr/share/dpdk/examples/ipsec-secgw ]; then
@@ -36,7 +40,7 @@ if [ ! -x "$APP" ] || [ ! -f "$W/plain_64.pcap" ]; then
 fi
 if [ ! -x "$BENCH" ]; then
   echo "== building bench"
-  (cd "$ROOT" && cargo build --release -p rampart-bench --bin bench) || exit 1
+  (cd "$ROOT" && cargo build --release -p rampart-bench --bin bench --bin aead-speed) || exit 1
 fi
 EAL=(-l 0,1 "${MEMARGS[@]}" --no-pci --file-prefix secgw --vdev crypto_aesni_mb0)
 APPARGS=(-p 0x3 -P -u 0x2 --config "(0,0,1),(1,0,1)" -l -f "$ANCHORS/secgw/esp-cpu.cfg")
@@ -71,11 +75,43 @@ bench_mpps() { # dir size -> Mpps
     2> "$W/compare_bench_${d}_$s.txt" | tail -1 | python3 -c 'import json,sys; j=json.load(sys.stdin); print("%.3f %s" % (j["mpps"], j["engine"].split(" (")[0]))'
 }
 
+io_mpps() { # size -> median tx Mpps of testpmd io forwarding, pcap -> null
+  local s=$1 pid res
+  taskset -c 0,1 timeout -s INT 90 dpdk-testpmd -l 0,1 "${MEMARGS[@]}" --no-pci --file-prefix secgw \
+    --vdev "net_pcap0,rx_pcap=$W/plain_$s.pcap,infinite_rx=1" --vdev "net_null1,no-rx=1" -- \
+    --no-mlockall --total-num-mbufs=16384 --forward-mode=io --nb-cores=1 -a --stats-period=1000 \
+    > "$W/compare_testpmd_$s.txt" 2>&1 < /dev/null &
+  pid=$!
+  res=$(taskset -c 0 python3 "$ANCHORS/ethdev_rate.py" secgw 0 1 "$WIN" "$NWIN" 1 | tail -1)
+  kill -INT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  echo "$res" | tr ' ' '\n' | awk -F= '$1=="tx_mpps"{print $2}'
+}
+
+declare -A ENC
 printf '%-8s %-6s %12s %14s %7s  %s\n' direction size "secgw Mpps" "rampart Mpps" ratio "rampart engine"
 for d in $DIRS; do
   for s in $SIZES; do
     a=$(secgw_mpps "$d" "$s"); read -r b eng <<< "$(bench_mpps "$d" "$s")"
+    [ "$d" = encrypt ] && ENC[$s]=${b:-0}
     r=$(python3 -c "import sys; a,b=sys.argv[1:]; print('%.2f' % (float(b)/float(a)) if float(a)>0 and float(b)>0 else 'n/a')" "${a:-0}" "${b:-0}")
     printf '%-8s %-6s %12s %14s %7s  %s\n' "$d" "$s" "${a:-fail}" "${b:-fail}" "$r" "${eng:-}"
   done
+done
+
+[[ " $DIRS " == *" encrypt "* ]] || exit 0
+echo
+printf '%-6s %10s %10s %13s %14s %9s\n' size "io Mpps" "seal Mops" "ceiling Mpps" "rampart Mpps" fraction
+SEAL=$(taskset -c 1 "$AEAD_SPEED" --json --runs 5 2>/dev/null | python3 -c '
+import json, sys
+for l in sys.stdin:
+    j = json.loads(l)
+    if j["engine"] == "ipsec-mb":
+        print(j["bytes"], j["seal_mops"])')
+for s in $SIZES; do
+  io=$(io_mpps "$s"); seal=$(echo "$SEAL" | awk -v s="$s" '$1==s{print $2}')
+  python3 -c "
+import sys
+s, io, seal, b = sys.argv[1], float(sys.argv[2] or 0), float(sys.argv[3] or 0), float(sys.argv[4] or 0)
+c = 1 / (1 / io + 1 / seal) if io > 0 and seal > 0 else 0
+print('%-6s %10.2f %10.2f %13.2f %14.2f %9s' % (s, io, seal, c, b, '%.2f' % (b / c) if c > 0 else 'n/a'))" "$s" "${io:-0}" "${seal:-0}" "${ENC[$s]:-0}"
 done
