@@ -13,7 +13,6 @@ use crate::sys;
 #[derive(Debug)]
 pub struct Mbuf(pub(crate) NonNull<sys::rte_mbuf>);
 
-
 /// Fills the free room of `bufs` through `fill(room, n)`, a DPDK call that writes up to `n`
 /// mbufs at `room` and returns how many it wrote; returns that count.
 ///
@@ -257,11 +256,13 @@ impl Mbuf {
 
     /// Frees every mbuf in `bufs` in one call and leaves it empty.
     pub fn free_bulk<const N: usize>(bufs: &mut ArrayVec<Mbuf, N>) {
-        // SAFETY: DPDK frees exactly the mbufs given, which we own.
-        unsafe { give_burst(bufs, |p, n| {
-            sys::shim_rte_pktmbuf_free_bulk(p, n as u32);
+        let free = |p, n| {
+            // SAFETY: the n mbufs at p are ours, and DPDK frees exactly those.
+            unsafe { sys::shim_rte_pktmbuf_free_bulk(p, n as u32) };
             n
-        }) };
+        };
+        // SAFETY: `free` takes every mbuf it is given.
+        unsafe { give_burst(bufs, free) };
     }
 }
 
