@@ -489,6 +489,7 @@ impl Path {
         let mut last = std::ptr::null();
         (0..AHEAD).for_each(|j| prefetch_sa(&burst, j, &mut last, SaEntry::prefetch_in));
         let mut burst = burst.into_iter();
+        let mut decrypted = 0;
         while let Some((mut m, sa)) = burst.next() {
             prefetch_sa(burst.as_slice(), AHEAD - 1, &mut last, SaEntry::prefetch_in);
             if let Err(e) = sa.sa.decap(&mut m) {
@@ -503,7 +504,7 @@ impl Path {
                     continue;
                 }
             };
-            self.shared.counters.decrypted.add(1);
+            decrypted += 1;
             if t.locals.is_local(dst) {
                 // A ping to the gateway through the tunnel: answered like any other, and the
                 // answer goes back through the SPD, so into the tunnel.
@@ -522,6 +523,7 @@ impl Path {
             ip::decrement_ttl(m.data_mut());
             self.route_to(t, m, dst);
         }
+        self.shared.counters.decrypted.add(decrypted);
     }
 
     /// A packet of `sa` dropped for `r`: counted for the SA and the worker.
