@@ -209,7 +209,10 @@ fn run(mut a: Args) -> Result<(), String> {
         out: if ring_mode { stats.received.load(Relaxed) } else { out_port.stats().opackets },
         per_worker: gw.shared.iter().map(|w| w.counters.tx_packets.get()).collect(),
         drops: drops_of(&gw.shared),
-        flows: gw.shared.iter().map(|w| (w.counters.flow_hits.get(), w.counters.flow_misses.get())).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)),
+        flows: gw.shared.iter().map(|w| {
+            let c = &w.counters;
+            [c.flow_hits.get(), c.flow_misses.get(), c.flow_evictions.get()]
+        }).fold([0; 3], |a, b| [a[0] + b[0], a[1] + b[1], a[2] + b[2]]),
     };
     // Latency below saturation: find the saturated rate first, then pace at half of it.
     let mut paced_mpps = None;
@@ -291,7 +294,7 @@ fn run(mut a: Args) -> Result<(), String> {
         .map(|(n, c)| (*n, c - begin.drops.iter().find(|x| x.0 == *n).map_or(0, |x| x.1)))
         .filter(|x| x.1 > 0)
         .collect();
-    let (flow_hits, flow_misses) = (end.flows.0 - begin.flows.0, end.flows.1 - begin.flows.1);
+    let [flow_hits, flow_misses, flow_evictions] = [0, 1, 2].map(|i| end.flows[i] - begin.flows[i]);
     // With latency measured (ring mode), how much of the window the generator lost its core.
     let stalls = ring_mode.then(|| {
         let ns = stats.stalled_ns.load(Relaxed) as f64;
@@ -311,7 +314,7 @@ fn run(mut a: Args) -> Result<(), String> {
             "drops": drops.iter().map(|(n, c)| (n.to_string(), serde_json::json!(c))).collect::<serde_json::Map<_, _>>(),
             "latency_ns": lat.map(|(p50, p99, p999, max)| serde_json::json!({"p50": p50, "p99": p99, "p99_9": p999, "max": max})),
             "memory_per_sa_bytes": mem_per_sa, "table_build_s": table_secs,
-            "flow_cache": {"hits": flow_hits, "misses": flow_misses},
+            "flow_cache": {"hits": flow_hits, "misses": flow_misses, "evictions": flow_evictions},
             "paced_mpps": paced_mpps, "generator_stalls": stalls, "sa_replacements": rekey.done, "sent": ring_mode.then_some(sent), "lost": lost,
         });
         println!("{j}");
@@ -330,7 +333,7 @@ fn run(mut a: Args) -> Result<(), String> {
         println!("{:<24} {}", "drops", if drops.is_empty() { "none".into() } else { drops.iter().map(|(n, c)| format!("{n}={c}")).collect::<Vec<_>>().join(" ") });
         if flow_hits + flow_misses > 0 {
             let rate = 100.0 * flow_hits as f64 / (flow_hits + flow_misses) as f64;
-            println!("{:<24} {rate:.1} % hits ({flow_hits} hits, {flow_misses} misses)", "flow cache");
+            println!("{:<24} {rate:.1} % hits ({flow_hits} hits, {flow_misses} misses, {flow_evictions} evictions)", "flow cache");
         }
         if let Some(lost) = lost {
             println!("{:<24} {lost} of {sent} sent (whole run, warm-up included)", "lost");
@@ -428,8 +431,8 @@ fn esp_payload_len(ip_len: usize) -> usize {
 struct Snapshot {
     at: Instant,
     out: u64,
-    /// Flow cache hits and misses, all workers.
-    flows: (u64, u64),
+    /// Flow cache hits, misses and evictions, all workers.
+    flows: [u64; 3],
     per_worker: Vec<u64>,
     drops: Vec<(&'static str, u64)>,
 }

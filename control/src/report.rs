@@ -29,9 +29,9 @@ pub fn text(m: &MetricsSnapshot) -> String {
     for w in &m.workers {
         let _ = writeln!(
             s,
-            "worker {}: rx {} tx {} encrypted {} decrypted {} bypassed {} local {} exceptions {} flow hits {} misses {}; drops: {}",
+            "worker {}: rx {} tx {} encrypted {} decrypted {} bypassed {} local {} exceptions {} flow hits {} misses {} evictions {}; drops: {}",
             w.worker, w.rx_packets, w.tx_packets, w.encrypted, w.decrypted, w.bypassed, w.local, w.exceptions,
-            w.flow_hits, w.flow_misses, drops(&w.drops)
+            w.flow_hits, w.flow_misses, w.flow_evictions, drops(&w.drops)
         );
     }
     for e in &m.sas {

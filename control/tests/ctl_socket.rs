@@ -38,7 +38,7 @@ fn sample_snapshot() -> MetricsSnapshot {
             PortMetrics { port: "lan".into(), rx_packets: 10, ..Default::default() },
             PortMetrics { port: "w\"a\\n\nx".into(), tx_packets: 3, ..Default::default() },
         ],
-        workers: vec![WorkerMetrics { worker: 0, rx_packets: 7, drops: [("replay".to_string(), 2)].into(), ..Default::default() }],
+        workers: vec![WorkerMetrics { worker: 0, rx_packets: 7, flow_evictions: 3, drops: [("replay".to_string(), 2)].into(), ..Default::default() }],
         sas: vec![
             SaMetrics { sa: "net1".into(), spi: 0x101, dir: SaDir::Out, packets: 5, bytes: 500, drops: Default::default() },
             SaMetrics { sa: "net1".into(), spi: 0xc0000001, dir: SaDir::In, packets: 4, bytes: 400, drops: [("auth_failed".to_string(), 1)].into() },
@@ -359,13 +359,14 @@ fn check_exposition(text: &str) -> Result<usize, String> {
 fn metrics_text_is_well_formed() {
     let text = metrics::render(&sample_snapshot());
     let n = check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    // 1 uptime + 8 per port x2 + 9 per worker + 1 worker drop + 2 per SA x2 + 1 SA drop
-    assert_eq!(n, 1 + 16 + 9 + 1 + 4 + 1, "{text}");
+    // 1 uptime + 8 per port x2 + 10 per worker + 1 worker drop + 2 per SA x2 + 1 SA drop
+    assert_eq!(n, 1 + 16 + 10 + 1 + 4 + 1, "{text}");
     for want in [
         "rampart_up_seconds 12.5",
         r#"rampart_port_rx_packets_total{port="lan"} 10"#,
         r#"rampart_port_tx_packets_total{port="w\"a\\n\nx"} 3"#,
         r#"rampart_worker_drops_total{worker="0",reason="replay"} 2"#,
+        r#"rampart_worker_flow_evictions_total{worker="0"} 3"#,
         r#"rampart_sa_packets_total{sa="net1",spi="0x00000101",dir="out"} 5"#,
         r#"rampart_sa_drops_total{sa="net1",spi="0xc0000001",dir="in",reason="auth_failed"} 1"#,
     ] {

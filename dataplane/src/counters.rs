@@ -151,6 +151,8 @@ pub struct WorkerCounters {
     pub iterations: Counter,
     pub flow_hits: Counter,
     pub flow_misses: Counter,
+    /// Flows that pushed a live one out of the flow cache: it is too small for the flows.
+    pub flow_evictions: Counter,
     pub drops: Drops,
 }
 

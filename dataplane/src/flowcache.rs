@@ -23,24 +23,12 @@ struct Entry {
 // A bucket is exactly four cache lines.
 const _: () = assert!(std::mem::size_of::<Entry>() == 64);
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowCacheStats {
-    pub hits: u64,
-    /// Lookups that found no entry for the flow.
-    pub misses: u64,
-    /// Lookups that found the flow under an older epoch (also a miss, counted apart).
-    pub stale: u64,
-    /// Live entries (of the epoch being inserted) pushed out to make room.
-    pub evictions: u64,
-}
-
 /// Owned by one worker: no atomics, no allocation after `new`.
 pub struct FlowCache {
     entries: Entries,
     /// log2 of the bucket count.
     bits: u32,
     clock: u32,
-    stats: FlowCacheStats,
 }
 
 impl FlowCache {
@@ -52,16 +40,11 @@ impl FlowCache {
             entries: Entries::new(buckets * WAYS),
             bits: buckets.max(1).trailing_zeros(),
             clock: 0,
-            stats: FlowCacheStats::default(),
         }
     }
 
     pub fn capacity(&self) -> usize {
         self.entries.len()
-    }
-
-    pub fn stats(&self) -> FlowCacheStats {
-        self.stats
     }
 
     /// Forgets every entry (the counters stay).
@@ -98,40 +81,21 @@ impl FlowCache {
         }
     }
 
-    /// The value cached for `key` under `epoch`. `hash` is the RSS hash, or
-    /// `key.hash32()`; it must be the same for a flow's inserts and lookups.
+    /// The value cached for `key` under `epoch` (an entry from another epoch does not
+    /// answer). `hash` is the RSS hash, or `key.hash32()`; it must be the same for a flow's
+    /// inserts and lookups.
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, hash: u32, epoch: u64) -> Option<u32> {
         if self.entries.is_empty() {
-            self.stats.misses += 1;
             return None;
         }
         self.clock = self.clock.wrapping_add(1);
         let clock = self.clock;
-        let mut found = None;
-        for e in self.bucket(hash).iter_mut() {
-            if e.filled && e.hash == hash && e.key == *key {
-                found = Some((e.epoch == epoch).then(|| {
-                    e.last_use = clock;
-                    e.value
-                }));
-                break;
-            }
-        }
-        match found {
-            Some(Some(v)) => {
-                self.stats.hits += 1;
-                Some(v)
-            }
-            Some(None) => {
-                self.stats.stale += 1;
-                None
-            }
-            None => {
-                self.stats.misses += 1;
-                None
-            }
-        }
+        let e = self.bucket(hash).iter_mut().find(|e| e.filled && e.hash == hash && e.key == *key)?;
+        (e.epoch == epoch).then(|| {
+            e.last_use = clock;
+            e.value
+        })
     }
 
     /// Caches `value` for `key` under `epoch`. Takes, in order: the flow's own way (a
@@ -143,10 +107,13 @@ impl FlowCache {
     /// of flows still takes over). Plain LRU misses on every packet when more flows than
     /// ways take turns in one bucket; this keeps all but one of them (LIP/BIP, Qureshi et
     /// al., "Adaptive Insertion Policies for High Performance Caching", ISCA 2007).
+    ///
+    /// Returns true when a live entry (of `epoch`) was pushed out: the cache is too small
+    /// for the flows.
     #[inline]
-    pub fn insert(&mut self, key: &FlowKey, hash: u32, epoch: u64, value: u32) {
+    pub fn insert(&mut self, key: &FlowKey, hash: u32, epoch: u64, value: u32) -> bool {
         if self.entries.is_empty() {
-            return;
+            return false;
         }
         self.clock = self.clock.wrapping_add(1);
         let clock = self.clock;
@@ -168,9 +135,7 @@ impl FlowCache {
         let evicting = r.0 == 3;
         let last_use = if evicting && !clock.is_multiple_of(32) { bucket[way].last_use } else { clock };
         bucket[way] = Entry { key: *key, filled: true, value, hash, last_use, epoch };
-        if evicting {
-            self.stats.evictions += 1;
-        }
+        evicting
     }
 }
 
@@ -251,9 +216,9 @@ mod tests {
     fn capacity_zero_is_off() {
         let mut c = FlowCache::new(0);
         let k = k4(1, 1000);
-        c.insert(&k, k.hash32(), 1, 42);
+        assert!(!c.insert(&k, k.hash32(), 1, 42));
         assert_eq!(c.lookup(&k, k.hash32(), 1), None);
-        assert_eq!((c.capacity(), c.stats().misses), (0, 1));
+        assert_eq!(c.capacity(), 0);
     }
 
     #[test]
@@ -268,9 +233,8 @@ mod tests {
         assert_eq!(c.lookup(&k4(2, 1000), h, 1), None);
         // The tables moved on: the old answer must not be used.
         assert_eq!(c.lookup(&k, h, 2), None);
-        c.insert(&k, h, 2, 7);
+        assert!(!c.insert(&k, h, 2, 7), "the stale entry is refreshed, nothing pushed out");
         assert_eq!(c.lookup(&k, h, 2), Some(7));
-        assert_eq!(c.stats(), FlowCacheStats { hits: 2, misses: 2, stale: 1, evictions: 0 });
         c.clear();
         assert_eq!(c.lookup(&k, h, 2), None);
     }
@@ -282,22 +246,20 @@ mod tests {
         assert_eq!(c.capacity(), 4);
         let keys: Vec<_> = (0..5).map(|i| k4(i, 1)).collect();
         for (i, k) in keys[..4].iter().enumerate() {
-            c.insert(k, k.hash32(), 1, i as u32);
+            assert!(!c.insert(k, k.hash32(), 1, i as u32));
         }
         // Touch 0, so 1 is now the least recently used.
         assert_eq!(c.lookup(&keys[0], keys[0].hash32(), 1), Some(0));
-        c.insert(&keys[4], keys[4].hash32(), 1, 4);
-        assert_eq!(c.stats().evictions, 1);
+        assert!(c.insert(&keys[4], keys[4].hash32(), 1, 4), "a live entry pushed out");
         assert_eq!(c.lookup(&keys[1], keys[1].hash32(), 1), None);
         for i in [0usize, 2, 3, 4] {
             assert_eq!(c.lookup(&keys[i], keys[i].hash32(), 1), Some(i as u32));
         }
         // Entries of an older epoch go before live ones, and are not counted as evictions.
         let k = k4(9, 9);
-        c.insert(&k, k.hash32(), 2, 9);
+        assert!(!c.insert(&k, k.hash32(), 2, 9));
         let k2 = k4(10, 9);
-        c.insert(&k2, k2.hash32(), 2, 10);
-        assert_eq!(c.stats().evictions, 1);
+        assert!(!c.insert(&k2, k2.hash32(), 2, 10));
         assert_eq!(c.lookup(&k, k.hash32(), 2), Some(9));
         assert_eq!(c.lookup(&k2, k2.hash32(), 2), Some(10));
     }
@@ -308,17 +270,22 @@ mod tests {
         let mut c = FlowCache::new(4);
         let keys: Vec<_> = (0..5).map(|i| k4(i, 1)).collect();
         let rounds = 200;
+        let mut hits = 0;
         for _ in 0..rounds {
             for (i, k) in keys.iter().enumerate() {
                 let h = k.hash32();
                 match c.lookup(k, h, 1) {
-                    Some(v) => assert_eq!(v, i as u32),
-                    None => c.insert(k, h, 1, i as u32),
+                    Some(v) => {
+                        assert_eq!(v, i as u32);
+                        hits += 1;
+                    }
+                    None => {
+                        c.insert(k, h, 1, i as u32);
+                    }
                 }
             }
         }
-        let s = c.stats();
-        assert!(s.hits * 2 > rounds * 5, "hits {} of {}", s.hits, rounds * 5);
+        assert!(hits * 2 > rounds * 5, "hits {hits} of {}", rounds * 5);
     }
 
     #[test]
@@ -346,8 +313,7 @@ mod tests {
         // Hashes a 4-queue RETA would give one queue: the low 7 bits fixed.
         for i in 0..256u32 {
             let k = k4(i as u8, i as u16);
-            c.insert(&k, (i << 7) | 0x15, 1, i);
+            assert!(!c.insert(&k, (i << 7) | 0x15, 1, i), "flow {i} pushed another out");
         }
-        assert_eq!(c.stats().evictions, 0);
     }
 }

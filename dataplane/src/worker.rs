@@ -390,7 +390,9 @@ impl Path {
                 _ => self.inbound_verdict(t, key),
             },
         };
-        self.flows.insert(key, hash, t.spd_gen, v);
+        if self.flows.insert(key, hash, t.spd_gen, v) {
+            self.shared.counters.flow_evictions.add(1);
+        }
         v
     }
 

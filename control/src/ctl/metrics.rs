@@ -49,6 +49,7 @@ pub struct WorkerMetrics {
     pub exceptions: u64,
     pub flow_hits: u64,
     pub flow_misses: u64,
+    pub flow_evictions: u64,
     /// Non-zero drop counts by reason.
     pub drops: BTreeMap<String, u64>,
 }
@@ -134,6 +135,7 @@ pub fn snapshot(gw: &Gateway, port_names: &[String], started: Instant) -> Metric
                 exceptions: c.exceptions.get(),
                 flow_hits: c.flow_hits.get(),
                 flow_misses: c.flow_misses.get(),
+                flow_evictions: c.flow_evictions.get(),
                 drops: drop_map(c.drops.nonzero()),
             }
         })
@@ -184,7 +186,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
     }
 
     type WorkerField = (&'static str, &'static str, fn(&WorkerMetrics) -> u64);
-    let worker_fields: [WorkerField; 9] = [
+    let worker_fields: [WorkerField; 10] = [
         ("rx_packets", "Packets the worker received.", |w| w.rx_packets),
         ("tx_packets", "Packets the worker sent.", |w| w.tx_packets),
         ("encrypted", "Packets the worker ESP-encapsulated.", |w| w.encrypted),
@@ -194,6 +196,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
         ("exceptions", "Packets handed up to the control thread.", |w| w.exceptions),
         ("flow_hits", "Flow cache hits.", |w| w.flow_hits),
         ("flow_misses", "Flow cache misses.", |w| w.flow_misses),
+        ("flow_evictions", "Flows that pushed a live one out of the flow cache (too small for the flows).", |w| w.flow_evictions),
     ];
     for (field, help, get) in worker_fields {
         let name = format!("rampart_worker_{field}_total");
