@@ -38,15 +38,24 @@ if [ ! -x "$APP" ] || [ ! -f "$W/plain_64.pcap" ]; then
   echo "== building ipsec-secgw (prepare_secgw.sh)"
   bash "$ANCHORS/prepare_secgw.sh" > /dev/null || { echo "prepare_secgw.sh failed"; exit 1; }
 fi
-if [ ! -x "$BENCH" ]; then
+if [ ! -x "$BENCH" ] || [ ! -x "$AEAD_SPEED" ]; then
   echo "== building bench"
   (cd "$ROOT" && cargo build --release -p rampart-bench --bin bench --bin aead-speed) || exit 1
 fi
 EAL=(-l 0,1 "${MEMARGS[@]}" --no-pci --file-prefix secgw --vdev crypto_aesni_mb0)
 APPARGS=(-p 0x3 -P -u 0x2 --config "(0,0,1),(1,0,1)" -l -f "$ANCHORS/secgw/esp-cpu.cfg")
 
+rate_of() { # rx tx log cmd... -> median tx Mpps of DPDK app `cmd` (file prefix secgw), over telemetry
+  local rx=$1 tx=$2 log=$3 pid res; shift 3
+  taskset -c 0,1 timeout -s INT 90 "$@" > "$log" 2>&1 < /dev/null &
+  pid=$!
+  res=$(taskset -c 0 python3 "$ANCHORS/ethdev_rate.py" secgw "$rx" "$tx" "$WIN" "$NWIN" 1 | tail -1)
+  kill -INT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  echo "$res" | tr ' ' '\n' | awk -F= '$1=="tx_mpps"{print $2}'
+}
+
 secgw_mpps() { # dir size -> median tx Mpps of the output port
-  local d=$1 s=$2 P=$W/plain_$2.pcap E=$W/esp_cpu_$2.pcap log=$W/compare_secgw_$1_$2.txt v0 v1 rx tx pid res
+  local d=$1 s=$2 P=$W/plain_$2.pcap E=$W/esp_cpu_$2.pcap v0 v1 rx tx
   if [ "$d" = encrypt ]; then
     v0="net_pcap0,rx_pcap=$P,rx_pcap=$P,infinite_rx=1"; v1="net_null1,no-rx=1"; rx=0; tx=1
   else
@@ -56,11 +65,7 @@ secgw_mpps() { # dir size -> median tx Mpps of the output port
     fi
     v0="net_null0,no-rx=1"; v1="net_pcap1,rx_pcap=$E,rx_pcap=$E,infinite_rx=1"; rx=1; tx=0
   fi
-  taskset -c 0,1 timeout -s INT 90 "$APP" "${EAL[@]}" --vdev "$v0" --vdev "$v1" -- "${APPARGS[@]}" > "$log" 2>&1 &
-  pid=$!
-  res=$(taskset -c 0 python3 "$ANCHORS/ethdev_rate.py" secgw "$rx" "$tx" "$WIN" "$NWIN" 1 | tail -1)
-  kill -INT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
-  echo "$res" | tr ' ' '\n' | awk -F= '$1=="tx_mpps"{print $2}'
+  rate_of "$rx" "$tx" "$W/compare_secgw_${d}_$s.txt" "$APP" "${EAL[@]}" --vdev "$v0" --vdev "$v1" -- "${APPARGS[@]}"
 }
 
 bench_mpps() { # dir size -> Mpps
@@ -76,15 +81,9 @@ bench_mpps() { # dir size -> Mpps
 }
 
 io_mpps() { # size -> median tx Mpps of testpmd io forwarding, pcap -> null
-  local s=$1 pid res
-  taskset -c 0,1 timeout -s INT 90 dpdk-testpmd -l 0,1 "${MEMARGS[@]}" --no-pci --file-prefix secgw \
-    --vdev "net_pcap0,rx_pcap=$W/plain_$s.pcap,infinite_rx=1" --vdev "net_null1,no-rx=1" -- \
-    --no-mlockall --total-num-mbufs=16384 --forward-mode=io --nb-cores=1 -a --stats-period=1000 \
-    > "$W/compare_testpmd_$s.txt" 2>&1 < /dev/null &
-  pid=$!
-  res=$(taskset -c 0 python3 "$ANCHORS/ethdev_rate.py" secgw 0 1 "$WIN" "$NWIN" 1 | tail -1)
-  kill -INT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
-  echo "$res" | tr ' ' '\n' | awk -F= '$1=="tx_mpps"{print $2}'
+  rate_of 0 1 "$W/compare_testpmd_$1.txt" dpdk-testpmd -l 0,1 "${MEMARGS[@]}" --no-pci --file-prefix secgw \
+    --vdev "net_pcap0,rx_pcap=$W/plain_$1.pcap,infinite_rx=1" --vdev "net_null1,no-rx=1" -- \
+    --no-mlockall --total-num-mbufs=16384 --forward-mode=io --nb-cores=1 -a --stats-period=1000
 }
 
 declare -A ENC

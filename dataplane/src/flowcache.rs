@@ -47,7 +47,7 @@ impl FlowCache {
         self.entries.len()
     }
 
-    /// Forgets every entry (the counters stay).
+    /// Forgets every entry.
     pub fn clear(&mut self) {
         for e in self.entries.iter_mut() {
             e.filled = false;
