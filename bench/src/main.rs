@@ -80,13 +80,13 @@ fn run(mut a: Args) -> Result<(), String> {
     } else {
         (a.ports[0].clone(), a.ports[1].clone())
     };
-    let cfg = scenario::config(&a, &lan_dev, &wan_dev, first_core)?;
-    let mut spec = rampart_control::daemon::spec(&cfg);
+    let mut cfg = scenario::config(&a, &lan_dev, &wan_dev, first_core)?;
     // EAL memory: the mbuf pool (about 2.3 KiB an mbuf) and 512 MiB for the rest.
     let mem_mb = ((a.mbufs as usize * 2304) >> 20) + 512;
     let mem = vec!["-m".to_string(), mem_mb.max(1024).to_string()];
-    spec.eal_args.extend(if a.hugepages { mem } else { [vec!["--no-huge".to_string()], mem].concat() });
-    spec.eal_args.push("--no-pci".into());
+    cfg.eal.extend(if a.hugepages { mem } else { [vec!["--no-huge".to_string()], mem].concat() });
+    cfg.eal.push("--no-pci".into());
+    let mut spec = rampart_control::daemon::spec(&cfg);
     spec.idle_sleep = Duration::ZERO;
     spec.mbufs = a.mbufs;
     spec.flow_cache = a.flow_cache.unwrap_or((2 * a.flows).next_power_of_two().clamp(spec.flow_cache, 1 << 24));

@@ -21,12 +21,16 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 /// The EAL arguments: the config's, plus what a gateway that must not clash with another
-/// DPDK process on the same machine needs when the config does not say.
+/// DPDK process on the same machine needs when the config does not say: no shared files,
+/// and on hugepages `--in-memory`, which also unlinks the hugepage files once mapped, so
+/// that the pages go back to the system when the gateway exits, even when it is killed.
+/// (EAL refuses `--in-memory` with `--no-huge`, whose memory is anonymous anyway.)
 pub fn eal_args(cfg: &Config) -> Vec<String> {
     let mut args = cfg.eal.clone();
     let has = |args: &[String], flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
     if !has(&args, "--file-prefix") {
-        args.extend(["--file-prefix".into(), format!("rampart-{}", std::process::id()), "--no-shconf".into()]);
+        let private = if has(&args, "--no-huge") { "--no-shconf" } else { "--in-memory" };
+        args.extend(["--file-prefix".into(), format!("rampart-{}", std::process::id()), private.into()]);
     }
     if !has(&args, "--telemetry") && !has(&args, "--no-telemetry") {
         args.push("--no-telemetry".into());

@@ -117,3 +117,25 @@ fn unknown_device_stops_the_start() {
     assert!(!out.status.success());
     assert!(err.contains("ports[0] `net_nosuchdevice0`"), "{err}");
 }
+
+/// The EAL options a config leaves out: a private file prefix and no shared files; on
+/// hugepages `--in-memory`, so a gateway that exits or is killed leaves no hugepage files
+/// holding memory (EAL refuses it with `--no-huge`).
+#[test]
+fn eal_args_share_nothing() {
+    let with = |eal: &str| {
+        let mut cfg = Config::parse(GOOD).unwrap();
+        cfg.eal = eal.split_whitespace().map(String::from).collect();
+        rampart_control::daemon::eal_args(&cfg)
+    };
+    let huge = with("-m 1024");
+    assert!(huge.contains(&"--in-memory".to_string()) && !huge.contains(&"--no-shconf".to_string()), "{huge:?}");
+    let anon = with("--no-huge -m 512");
+    assert!(anon.contains(&"--no-shconf".to_string()) && !anon.contains(&"--in-memory".to_string()), "{anon:?}");
+    let prefix = anon.iter().position(|a| a == "--file-prefix").unwrap();
+    assert_eq!(anon[prefix + 1], format!("rampart-{}", std::process::id()));
+    // The operator's own prefix is kept, shared files and all.
+    let own = with("--file-prefix gw1");
+    assert_eq!(own.iter().filter(|a| a.starts_with("--file-prefix")).count(), 1);
+    assert!(!own.contains(&"--in-memory".to_string()), "{own:?}");
+}

@@ -58,6 +58,12 @@ impl Eal {
         }
         let eal = Eal { _private: () };
         register_user_field()?;
+        // Without shared files (--no-shconf, --in-memory) the per-prefix runtime directory
+        // stays empty: remove it, so that runs leave nothing behind. A directory that holds
+        // a shared config for secondary processes is not empty, and stays.
+        // SAFETY: EAL is initialized; the result is a NUL-terminated path it owns.
+        let dir = unsafe { std::ffi::CStr::from_ptr(sys::rte_eal_get_runtime_dir()) };
+        let _ = std::fs::remove_dir(dir.to_string_lossy().as_ref());
         Ok(eal)
     }
 

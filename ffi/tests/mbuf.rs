@@ -23,6 +23,12 @@ fn eal_runs_once_and_reports_errors() {
     let err = Eal::init(&["--no-huge"]).unwrap_err();
     assert_eq!(err.code(), libc::EALREADY);
     assert!(err.to_string().starts_with("rte_eal_init: "), "{err}");
+    // No shared files (--no-shconf): init removed the empty runtime directory.
+    // SAFETY: EAL is initialized; the result is a NUL-terminated path it owns.
+    let dir = unsafe { std::ffi::CStr::from_ptr(sys::rte_eal_get_runtime_dir()) };
+    let dir = std::path::Path::new(dir.to_str().unwrap());
+    assert!(dir.ends_with(format!("rampart-mbuf-{}", std::process::id())), "{dir:?}");
+    assert!(!dir.exists(), "{dir:?} left behind");
     assert!(dpdk_sys::tsc_hz() > 0);
     let (a, b) = (dpdk_sys::rdtsc(), dpdk_sys::rdtsc());
     assert!(b >= a);

@@ -20,12 +20,7 @@ pub fn init(tag: &str, extra: &[&str], with_program_name: bool) -> dpdk_sys::Eal
     let args = eal_args(tag, extra);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let args = if with_program_name { &args[..] } else { &args[1..] };
-    let eal = dpdk_sys::Eal::init(args).expect("EAL init");
-    // With --no-shconf the per-prefix runtime dir stays empty: remove it, don't litter.
-    // SAFETY: EAL is initialized; the result is a NUL-terminated path it owns.
-    let dir = unsafe { std::ffi::CStr::from_ptr(dpdk_sys::sys::rte_eal_get_runtime_dir()) };
-    let _ = std::fs::remove_dir(dir.to_string_lossy().as_ref());
-    eal
+    dpdk_sys::Eal::init(args).expect("EAL init")
 }
 
 /// An Ethernet frame of `len` bytes whose payload encodes `seq`, to tell frames apart.
