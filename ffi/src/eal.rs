@@ -61,10 +61,15 @@ impl Eal {
         // Without shared files (--no-shconf, --in-memory) the per-prefix runtime directory
         // stays empty: remove it, so that runs leave nothing behind. A directory that holds
         // a shared config for secondary processes is not empty, and stays.
-        // SAFETY: EAL is initialized; the result is a NUL-terminated path it owns.
-        let dir = unsafe { std::ffi::CStr::from_ptr(sys::rte_eal_get_runtime_dir()) };
-        let _ = std::fs::remove_dir(dir.to_string_lossy().as_ref());
+        let _ = std::fs::remove_dir(eal.runtime_dir());
         Ok(eal)
+    }
+
+    /// EAL's per-prefix runtime directory (`/run/dpdk/<file-prefix>` for root).
+    pub fn runtime_dir(&self) -> std::path::PathBuf {
+        // SAFETY: EAL is initialized (self exists); the result is a NUL-terminated path it owns.
+        let dir = unsafe { std::ffi::CStr::from_ptr(sys::rte_eal_get_runtime_dir()) };
+        dir.to_string_lossy().into_owned().into()
     }
 
     /// The number of lcores EAL runs (`-l`/`-c`).

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use dpdk_sys::{sys, ArrayVec, Eal, Mbuf, Mempool, SOCKET_ID_ANY};
 
-fn pool() -> Mempool {
+fn started() -> &'static (Eal, Mempool) {
     static POOL: OnceLock<(Eal, Mempool)> = OnceLock::new();
     POOL.get_or_init(|| {
         let eal = common::init("mbuf", &[], true);
@@ -14,19 +14,20 @@ fn pool() -> Mempool {
             .expect("pool");
         (eal, pool)
     })
-    .1
+}
+
+fn pool() -> Mempool {
+    started().1
 }
 
 #[test]
 fn eal_runs_once_and_reports_errors() {
-    pool();
+    let (eal, _) = started();
     let err = Eal::init(&["--no-huge"]).unwrap_err();
     assert_eq!(err.code(), libc::EALREADY);
     assert!(err.to_string().starts_with("rte_eal_init: "), "{err}");
     // No shared files (--no-shconf): init removed the empty runtime directory.
-    // SAFETY: EAL is initialized; the result is a NUL-terminated path it owns.
-    let dir = unsafe { std::ffi::CStr::from_ptr(sys::rte_eal_get_runtime_dir()) };
-    let dir = std::path::Path::new(dir.to_str().unwrap());
+    let dir = eal.runtime_dir();
     assert!(dir.ends_with(format!("rampart-mbuf-{}", std::process::id())), "{dir:?}");
     assert!(!dir.exists(), "{dir:?} left behind");
     assert!(dpdk_sys::tsc_hz() > 0);
