@@ -15,6 +15,7 @@
 #   bench/compare_secgw.sh                       # sizes 64 512 1420, both directions
 #   SIZES="64" DIRS="encrypt" WIN=1 NWIN=3 bench/compare_secgw.sh
 #   MEM="-m 1024" bench/compare_secgw.sh         # hugepages (mounted and reserved first)
+#   COUNT=instructions bench/compare_secgw.sh    # instructions a packet under callgrind, not rates
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -54,21 +55,21 @@ rate_of() { # rx tx log cmd... -> median tx Mpps of DPDK app `cmd` (file prefix 
   echo "$res" | tr ' ' '\n' | awk -F= '$1=="tx_mpps"{print $2}'
 }
 
-secgw_mpps() { # dir size -> median tx Mpps of the output port
-  local d=$1 s=$2 P=$W/plain_$2.pcap E=$W/esp_cpu_$2.pcap v0 v1 rx tx
+secgw_cmd() { # dir size -> sets CMD (ipsec-secgw on the harness) and RX, TX (its input and output ports)
+  local d=$1 s=$2 P=$W/plain_$2.pcap E=$W/esp_cpu_$2.pcap v0 v1
   if [ "$d" = encrypt ]; then
-    v0="net_pcap0,rx_pcap=$P,rx_pcap=$P,infinite_rx=1"; v1="net_null1,no-rx=1"; rx=0; tx=1
+    v0="net_pcap0,rx_pcap=$P,rx_pcap=$P,infinite_rx=1"; v1="net_null1,no-rx=1"; RX=0; TX=1
   else
     if [ ! -s "$E" ]; then # its own ESP output, from a finite run
       timeout -s INT 6 taskset -c 0,1 "$APP" "${EAL[@]}" --vdev "net_pcap0,rx_pcap=$P,rx_pcap=$P" \
         --vdev "net_pcap1,tx_pcap=/dev/null,tx_pcap=$E" -- "${APPARGS[@]}" > "$W/compare_secgw_capture_$s.txt" 2>&1
     fi
-    v0="net_null0,no-rx=1"; v1="net_pcap1,rx_pcap=$E,rx_pcap=$E,infinite_rx=1"; rx=1; tx=0
+    v0="net_null0,no-rx=1"; v1="net_pcap1,rx_pcap=$E,rx_pcap=$E,infinite_rx=1"; RX=1; TX=0
   fi
-  rate_of "$rx" "$tx" "$W/compare_secgw_${d}_$s.txt" "$APP" "${EAL[@]}" --vdev "$v0" --vdev "$v1" -- "${APPARGS[@]}"
+  CMD=("$APP" "${EAL[@]}" --vdev "$v0" --vdev "$v1" -- "${APPARGS[@]}")
 }
 
-bench_mpps() { # dir size -> Mpps
+bench_cmd() { # dir size duration -> sets CMD (`bench --ports` on the harness); fails if no ESP input
   local d=$1 s=$2 P=$W/plain_$2.pcap E=$W/rampart_esp_$2.pcap ports
   if [ "$d" = encrypt ]; then
     ports=("net_pcap0,rx_pcap=$P,infinite_rx=1" "net_null1,no-rx=1")
@@ -76,8 +77,17 @@ bench_mpps() { # dir size -> Mpps
     "$BENCH" --pps --direction decrypt --size "$s" --write-pcap "$E" "${BENCH_MEM[@]}" > "$W/compare_bench_pcap_$s.txt" 2>&1 || return
     ports=("net_null0,no-rx=1" "net_pcap1,rx_pcap=$E,infinite_rx=1")
   fi
-  "$BENCH" --pps --json --direction "$d" --size "$s" --duration "$DURATION" "${BENCH_MEM[@]}" --ports "${ports[@]}" \
-    2> "$W/compare_bench_${d}_$s.txt" | tail -1 | python3 -c 'import json,sys; j=json.load(sys.stdin); print("%.3f %s" % (j["mpps"], j["engine"].split(" (")[0]))'
+  CMD=("$BENCH" --pps --json --direction "$d" --size "$s" --duration "$3" "${BENCH_MEM[@]}" --ports "${ports[@]}")
+}
+
+secgw_mpps() { # dir size -> median tx Mpps of the output port
+  secgw_cmd "$1" "$2"
+  rate_of "$RX" "$TX" "$W/compare_secgw_${1}_$2.txt" "${CMD[@]}"
+}
+
+bench_mpps() { # dir size -> Mpps and engine
+  bench_cmd "$1" "$2" "$DURATION" || return
+  "${CMD[@]}" 2> "$W/compare_bench_${1}_$2.txt" | tail -1 | python3 -c 'import json,sys; j=json.load(sys.stdin); print("%.3f %s" % (j["mpps"], j["engine"].split(" (")[0]))'
 }
 
 io_mpps() { # size -> median tx Mpps of testpmd io forwarding, pcap -> null
@@ -85,6 +95,26 @@ io_mpps() { # size -> median tx Mpps of testpmd io forwarding, pcap -> null
     --vdev "net_pcap0,rx_pcap=$W/plain_$1.pcap,infinite_rx=1" --vdev "net_null1,no-rx=1" -- \
     --no-mlockall --total-num-mbufs=16384 --forward-mode=io --nb-cores=1 -a --stats-period=1000
 }
+
+if [ "${COUNT:-}" = instructions ]; then
+  # Each gateway's worker under callgrind instead of timed: instructions a packet, which do not
+  # move between runs as rates do on a shared machine. Valgrind has no AVX-512, so ipsec-mb runs
+  # its AVX2 code here in both gateways (the same routine, so the aes-gcm column matches).
+  command -v valgrind > /dev/null || { echo "COUNT=instructions needs valgrind (apt-get install valgrind)"; exit 1; }
+  printf '%-8s %-6s %-12s %9s %8s %8s %8s %8s\n' direction size gateway packets total aes-gcm PMDs gateway
+  for d in $DIRS; do
+    for s in $SIZES; do
+      secgw_cmd "$d" "$s"
+      timeout -s INT "${CG_SECONDS:-60}" valgrind --tool=callgrind --callgrind-out-file="$W/cg_secgw_${d}_$s.out" \
+        --toggle-collect=ipsec_poll_mode_worker "${CMD[@]}" > "$W/cg_secgw_${d}_$s.txt" 2>&1
+      bench_cmd "$d" "$s" "${CG_DURATION:-3}" || { echo "$d $s: bench --write-pcap failed"; continue; }
+      valgrind --tool=callgrind --callgrind-out-file="$W/cg_bench_${d}_$s.out" \
+        --toggle-collect='*Worker::poll_once*' "${CMD[@]}" > "$W/cg_bench_${d}_$s.txt" 2>&1
+      python3 "$HERE/instructions.py" "$d" "$s" ipsec-secgw="$W/cg_secgw_${d}_$s.out" rampart="$W/cg_bench_${d}_$s.out"
+    done
+  done
+  exit 0
+fi
 
 declare -A ENC
 printf '%-8s %-6s %12s %14s %7s  %s\n' direction size "secgw Mpps" "rampart Mpps" ratio "rampart engine"

@@ -84,22 +84,23 @@ pub fn hop_limit(b: &[u8]) -> u8 {
 }
 
 /// Decrements the TTL or hop limit of a packet being forwarded (the IPv4 checksum follows).
-/// The caller has checked that it is above 1.
+/// The caller has parsed the header and checked that the TTL is above 1; this only touches
+/// the TTL and checksum bytes (a buffer too short for them is left alone).
 #[inline]
 pub fn decrement_ttl(b: &mut [u8]) {
     match b.first().map(|v| v >> 4) {
         Some(4) => {
-            if let Ok(mut p) = ipv4::Packet::new_checked(b) {
+            if let Some(h) = b.get_mut(..12) {
                 // RFC 1624: the TTL is the high byte of its 16-bit word, so the header sum
                 // drops by 0x0100 and the checksum rises by as much, end-around carry kept.
-                let sum = p.checksum() as u32 + 0x0100;
-                p.set_ttl(p.ttl().saturating_sub(1));
-                p.set_checksum((sum + (sum >> 16)) as u16);
+                let sum = u16::from_be_bytes([h[10], h[11]]) as u32 + 0x0100;
+                h[8] = h[8].saturating_sub(1);
+                h[10..12].copy_from_slice(&((sum + (sum >> 16)) as u16).to_be_bytes());
             }
         }
         Some(6) => {
-            if let Ok(mut p) = ipv6::Packet::new_checked(b) {
-                p.set_hop_limit(p.hop_limit().saturating_sub(1));
+            if let Some(h) = b.get_mut(7) {
+                *h = h.saturating_sub(1);
             }
         }
         _ => {}

@@ -141,6 +141,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The bytes after the header, up to `total_len`.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..self.total_len() as usize]
     }
