@@ -407,7 +407,7 @@ impl Rekeyer {
                     let j = t.out_sa.iter().position(|s| s.as_ref().is_some_and(|s| s.name == name));
                     let j = j.ok_or("rekey: outbound SA missing")?;
                     p.spi = scenario::SPI_BASE + 0x1000_0000 + self.done as u32;
-                    t.out_sa[j] = Some(self.entry(&name, p, vec![])?);
+                    t.out_sa[j] = Some(self.entry(&name, p, Default::default())?);
                 }
             }
             gw.publisher().publish(t);
@@ -416,7 +416,7 @@ impl Rekeyer {
         Ok(())
     }
 
-    fn entry(&self, name: &str, p: rampart_dataplane::esp::SaParams, selectors: Vec<rampart_dataplane::spd::Selector>) -> Result<Arc<rampart_dataplane::tables::SaEntry>, String> {
+    fn entry(&self, name: &str, p: rampart_dataplane::esp::SaParams, selectors: rampart_dataplane::spd::Selectors) -> Result<Arc<rampart_dataplane::tables::SaEntry>, String> {
         let sa = rampart_dataplane::esp::Sa::new(p).map_err(|e| e.to_string())?;
         Ok(Arc::new(rampart_dataplane::tables::SaEntry { name: name.to_string(), sa, selectors, drops: rampart_dataplane::counters::SaDrops::new(self.workers) }))
     }

@@ -55,7 +55,7 @@ type OutSas = Vec<Option<Arc<SaEntry>>>;
 
 fn entry(name: String, params: SaParams, selectors: Vec<Selector>, workers: usize) -> Result<Arc<SaEntry>, String> {
     let sa = Sa::new(params).map_err(|e| e.to_string())?;
-    Ok(Arc::new(SaEntry { name, sa, selectors, drops: SaDrops::new(workers) }))
+    Ok(Arc::new(SaEntry { name, sa, selectors: selectors.into(), drops: SaDrops::new(workers) }))
 }
 
 /// The JSON each manual SA is compared by on reload (the key included), by name.
@@ -100,7 +100,7 @@ impl State {
             let selectors = selectors_of.remove(s.name.as_str()).unwrap_or_default();
             let json = jsons.get(s.name.as_str()).cloned().unwrap_or_default();
             let e = match old.get(&s.name) {
-                Some((j, e)) if !json.is_empty() && *j == json && e.selectors == selectors => e.clone(),
+                Some((j, e)) if !json.is_empty() && *j == json && e.selectors.as_slice() == selectors => e.clone(),
                 _ => entry(s.name.clone(), params, selectors, workers).map_err(|m| (field, m))?,
             };
             if s.direction == DirectionConfig::Inbound {
@@ -276,7 +276,7 @@ impl State {
         }
         let sa = Sa::new(p).map_err(|e| e.to_string())?;
         sa.advance_seq(c.out.sa.last_seq() + 1).map_err(|e| format!("{e:?}"))?;
-        c.out = Arc::new(SaEntry { name: c.out.name.clone(), sa, selectors: vec![], drops: SaDrops::new(self.workers) });
+        c.out = Arc::new(SaEntry { name: c.out.name.clone(), sa, selectors: Default::default(), drops: SaDrops::new(self.workers) });
         self.spd = None;
         Ok(())
     }

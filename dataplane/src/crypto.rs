@@ -6,7 +6,7 @@
 //! `Aead` seals or opens one packet in place; the workers call it for every packet, so both
 //! calls are allocation-free and dispatch on the key's backend with one match.
 
-use dpdk_sys::{imb, Block16};
+use dpdk_sys::{imb, Block16, Cache};
 use ring::aead;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::OnceLock;
@@ -285,10 +285,10 @@ impl Aead {
     /// fetched): an ipsec-mb key sits at the start of an `Aead` (a test checks it); for a
     /// ring key the same lines are part of its schedule.
     #[inline]
-    pub fn prefetch(&self) {
+    pub fn prefetch(&self, to: Cache) {
         let base = (self as *const Aead).cast::<u8>();
         for off in imb::GcmKey::SHORT_LINES {
-            dpdk_sys::prefetch(base.wrapping_add(off));
+            dpdk_sys::prefetch_to(base.wrapping_add(off), to);
         }
     }
 

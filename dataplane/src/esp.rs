@@ -10,6 +10,7 @@ use crate::buf::PktBuf;
 use crate::crypto::{Aead, AeadAlg, EspAad, KeyError, ICV_LEN, IV_LEN};
 use crate::replay::ReplayWindow;
 use crate::wire::{checksum, ecn, ip_proto, ipv4, ipv6, udp};
+use dpdk_sys::Cache;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
@@ -389,17 +390,17 @@ impl Sa {
     /// line, the `Live` line, the key's lines), for a worker that knows the SA a few packets
     /// ahead: with many SAs, each is cold. By address only: nothing here waits for memory.
     #[inline]
-    pub fn prefetch_out(&self) {
-        dpdk_sys::prefetch((self as *const Sa).cast());
-        dpdk_sys::prefetch((&self.live as *const Live).cast());
-        self.aead.prefetch();
+    pub fn prefetch_out(&self, to: Cache) {
+        dpdk_sys::prefetch_to((self as *const Sa).cast(), to);
+        dpdk_sys::prefetch_to((&self.live as *const Live).cast(), to);
+        self.aead.prefetch(to);
     }
 
     /// `prefetch_out` for `decap`: the same lines and the anti-replay window's.
     #[inline]
-    pub fn prefetch_in(&self) {
-        self.prefetch_out();
-        dpdk_sys::prefetch((&self.replay as *const ReplayWindow).cast());
+    pub fn prefetch_in(&self, to: Cache) {
+        self.prefetch_out(to);
+        dpdk_sys::prefetch_to((&self.replay as *const ReplayWindow).cast(), to);
     }
 
     /// Encapsulates the IP packet in `pkt` (starting at its IP header) into ESP. On success

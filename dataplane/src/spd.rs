@@ -8,6 +8,7 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -199,6 +200,63 @@ impl Selector {
             && self.proto.is_none_or(|p| p == key.proto())
             && (self.sport.0..=self.sport.1).contains(&key.sport())
             && (self.dport.0..=self.dport.1).contains(&key.dport())
+    }
+}
+
+/// What an inbound SA may carry (RFC 4301 5.2, step 4): a decrypted packet must match one
+/// of these. A few are tried in turn; more are classified as the SPD classifies its
+/// policies, so that a tunnel with thousands of subnets costs a packet what one with a
+/// single subnet does (a scan of 100,000 took 0.17 ms a packet).
+#[derive(Clone, Default)]
+pub struct Selectors {
+    list: Vec<Selector>,
+    /// The same selectors as inbound policies, when there are more than `SCAN_MAX`.
+    index: Option<Arc<Spd>>,
+}
+
+/// Up to this many selectors, a scan is cheaper than the classifier's hash probes.
+const SCAN_MAX: usize = 8;
+
+impl Selectors {
+    pub fn new(list: Vec<Selector>) -> Selectors {
+        let index = if list.len() > SCAN_MAX {
+            let policies = list
+                .iter()
+                .enumerate()
+                .map(|(i, &sel)| Policy { id: i as u32, priority: 0, dir: Direction::Inbound, sel, action: Action::Protect })
+                .collect();
+            // Refused only for selectors no packet can match (mixed families, empty port
+            // ranges): the scan then decides, exactly as before.
+            Spd::new(policies).ok().map(Arc::new)
+        } else {
+            None
+        };
+        Selectors { list, index }
+    }
+
+    pub fn as_slice(&self) -> &[Selector] {
+        &self.list
+    }
+
+    /// Whether `key` matches any of the selectors.
+    #[inline]
+    pub fn matches(&self, key: &FlowKey) -> bool {
+        match &self.index {
+            Some(spd) => spd.lookup(Direction::Inbound, key).is_some(),
+            None => self.list.iter().any(|s| s.matches(key)),
+        }
+    }
+}
+
+impl From<Vec<Selector>> for Selectors {
+    fn from(list: Vec<Selector>) -> Selectors {
+        Selectors::new(list)
+    }
+}
+
+impl fmt::Debug for Selectors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Selectors").field("list", &self.list).field("indexed", &self.index.is_some()).finish()
     }
 }
 

@@ -4,8 +4,9 @@
 use crate::counters::SaDrops;
 use crate::esp::Sa;
 use crate::l3::{Locals, Mac, Neighbors, Routes};
-use crate::spd::{Action, Selector, Spd};
+use crate::spd::{Action, Selectors, Spd};
 use crate::hash::FastMap;
+use dpdk_sys::Cache;
 use std::sync::Arc;
 
 /// An installed SA with what the dataplane keeps beside it.
@@ -14,22 +15,22 @@ pub struct SaEntry {
     pub name: String,
     pub sa: Sa,
     /// Inbound only: the inner packet must match one of these (RFC 4301 5.2, step 4).
-    pub selectors: Vec<Selector>,
+    pub selectors: Selectors,
     pub drops: SaDrops,
 }
 
 impl SaEntry {
     /// `Sa::prefetch_out`, for the worker's prefetch ahead.
     #[inline]
-    pub fn prefetch_out(&self) {
-        self.sa.prefetch_out();
+    pub fn prefetch_out(&self, to: Cache) {
+        self.sa.prefetch_out(to);
     }
 
     /// `Sa::prefetch_in`, and the selectors' header (the selectors themselves are behind it).
     #[inline]
-    pub fn prefetch_in(&self) {
-        self.sa.prefetch_in();
-        dpdk_sys::prefetch((&self.selectors as *const Vec<Selector>).cast());
+    pub fn prefetch_in(&self, to: Cache) {
+        self.sa.prefetch_in(to);
+        dpdk_sys::prefetch_to((&self.selectors as *const Selectors).cast(), to);
     }
 }
 

@@ -15,7 +15,7 @@ use crate::tables::{SaEntry, Tables};
 use crate::ip::{self, IpView};
 use crate::wire::ethernet;
 use crossbeam_queue::ArrayQueue;
-use dpdk_sys::{ArrayVec, Mbuf, Mempool, Port};
+use dpdk_sys::{ArrayVec, Cache, Mbuf, Mempool, Port};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -349,6 +349,10 @@ impl Path {
         match v & V_KIND {
             V_ENCRYPT => match t.out_sa.get((v & !V_KIND) as usize) {
                 Some(Some(sa)) => {
+                    // Into L2 now, into L1 a few packets before `encrypt` seals it: with
+                    // many SAs each is cold, and fetching its lines while the rest of the
+                    // burst is classified leaves the seal waiting less.
+                    sa.prefetch_out(Cache::L2);
                     ip::decrement_ttl(m.data_mut());
                     Class::Encrypt(sa)
                 }
@@ -462,14 +466,14 @@ impl Path {
     /// Encrypts a burst; each run of packets for one SA takes its sequence numbers at once.
     fn encrypt(&mut self, t: &Tables, burst: Burst<(Mbuf, &SaEntry)>) {
         let mut last = std::ptr::null();
-        (0..AHEAD).for_each(|j| prefetch_sa(&burst, j, &mut last, SaEntry::prefetch_out));
+        (0..AHEAD).for_each(|j| prefetch_sa(&burst, j, &mut last, |s| s.prefetch_out(Cache::L1)));
         let mut burst = burst.into_iter();
         while let Some(&(_, sa)) = burst.as_slice().first() {
             let run = burst.as_slice().iter().take_while(|(_, s)| std::ptr::eq(*s, sa)).count();
             let first = sa.sa.reserve_seq(run as u64);
             let (mut sealed, mut bytes) = (0, 0);
             for k in 0..run {
-                prefetch_sa(burst.as_slice(), AHEAD, &mut last, SaEntry::prefetch_out);
+                prefetch_sa(burst.as_slice(), AHEAD, &mut last, |s| s.prefetch_out(Cache::L1));
                 let Some((mut m, _)) = burst.next() else { break };
                 match first.and_then(|s| sa.sa.encap_seq(&mut m, s + k as u64)) {
                     Ok(len) => {
@@ -489,18 +493,18 @@ impl Path {
 
     fn decrypt(&mut self, t: &Tables, burst: Burst<(Mbuf, &SaEntry)>) {
         let mut last = std::ptr::null();
-        (0..AHEAD).for_each(|j| prefetch_sa(&burst, j, &mut last, SaEntry::prefetch_in));
+        (0..AHEAD).for_each(|j| prefetch_sa(&burst, j, &mut last, |s| s.prefetch_in(Cache::L1)));
         let mut burst = burst.into_iter();
         let mut decrypted = 0;
         while let Some((mut m, sa)) = burst.next() {
-            prefetch_sa(burst.as_slice(), AHEAD - 1, &mut last, SaEntry::prefetch_in);
+            prefetch_sa(burst.as_slice(), AHEAD - 1, &mut last, |s| s.prefetch_in(Cache::L1));
             if let Err(e) = sa.sa.decap(&mut m) {
                 self.sa_drop(sa, DropReason::from(e));
                 continue;
             }
             // Delivered only if the inner packet is one this SA may carry (RFC 4301 5.2).
             let dst = match FlowKey::extract(m.data()) {
-                Ok(k) if sa.selectors.iter().any(|s| s.matches(&k)) => k.dst(),
+                Ok(k) if sa.selectors.matches(&k) => k.dst(),
                 _ => {
                     self.sa_drop(sa, DropReason::PolicyMismatch);
                     continue;

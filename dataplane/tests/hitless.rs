@@ -40,7 +40,7 @@ fn out_sa(k: u64) -> Arc<SaEntry> {
     let (spi, key) = if k.is_multiple_of(2) { (SPI_A, &KEY_A) } else { (SPI_B, &KEY_B) };
     let sa = Sa::new(params(spi, key, 0)).expect("sa");
     sa.advance_seq((k << SEQ_SHIFT) + 1).expect("seq");
-    Arc::new(SaEntry { name: format!("out{k}"), sa, selectors: vec![], drops: SaDrops::new(1) })
+    Arc::new(SaEntry { name: format!("out{k}"), sa, selectors: Default::default(), drops: SaDrops::new(1) })
 }
 
 fn spd() -> Spd {

@@ -2,7 +2,7 @@
 //! picks, on random, heavily overlapping policy sets of both families.
 
 use proptest::prelude::*;
-use rampart_dataplane::spd::{Action, Direction, FlowKey, Policy, Prefix, Selector, Spd, SpdError};
+use rampart_dataplane::spd::{Action, Direction, FlowKey, Policy, Prefix, Selector, Selectors, Spd, SpdError};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
@@ -131,6 +131,21 @@ proptest! {
                 prop_assert_eq!(p, &policies[i as usize]);
                 prop_assert!(p.sel.matches(k));
             }
+        }
+    }
+
+    /// An inbound SA's selectors decide as a scan of them does, indexed (many) or not (few).
+    #[test]
+    fn sa_selectors_agree_with_a_scan(
+        mut policies in prop::collection::vec(policy(), 0..40),
+        keys in prop::collection::vec(key(), 1..64),
+    ) {
+        policies.iter_mut().for_each(|p| p.dir = Direction::Inbound);
+        let list: Vec<Selector> = policies.iter().map(|p| p.sel).collect();
+        let sel = Selectors::new(list.clone());
+        prop_assert_eq!(sel.as_slice(), &list[..]);
+        for k in &keys {
+            prop_assert_eq!(sel.matches(k), linear(&policies, Direction::Inbound, k).is_some(), "{:?}", k);
         }
     }
 

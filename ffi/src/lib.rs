@@ -21,7 +21,7 @@ pub use arrayvec::ArrayVec;
 pub use block::Block16;
 pub use eal::{lcore_id, rdtsc, register_thread, tsc_hz, unregister_thread, Eal, PMD_DIR};
 pub use error::{Error, Result};
-pub use mbuf::{prefetch, Mbuf};
+pub use mbuf::{prefetch, prefetch_to, Cache, Mbuf};
 pub use mempool::{Mempool, SOCKET_ID_ANY};
 pub use port::{DevInfo, Granted, Link, Port, PortConf, PortStats};
 pub use ring::Ring;

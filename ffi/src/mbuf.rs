@@ -276,11 +276,30 @@ impl Drop for Mbuf {
 /// Starts loading the cache line at `p` into this core's caches (a hint: any address will do).
 #[inline]
 pub fn prefetch(p: *const u8) {
+    prefetch_to(p, Cache::L1)
+}
+
+/// The cache a prefetch fills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cache {
+    /// The first level: for data used within the next few hundred nanoseconds.
+    L1,
+    /// The second level only: for data wanted later, whose lines would crowd the first.
+    L2,
+}
+
+/// `prefetch` into the cache `to`.
+#[inline]
+pub fn prefetch_to(p: *const u8, to: Cache) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint: it never faults, whatever the address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
+        match to {
+            Cache::L1 => _mm_prefetch::<_MM_HINT_T0>(p.cast()),
+            Cache::L2 => _mm_prefetch::<_MM_HINT_T1>(p.cast()),
+        }
     };
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+    let _ = (p, to);
 }

@@ -40,7 +40,7 @@ pub fn params(spi: u32, key: &[u8], replay_window: u32) -> SaParams {
 /// An AES-128-GCM tunnel SA between LOCAL and PEER, its key derived from the SPI.
 pub fn sa(spi: u32, replay_window: u32) -> Arc<SaEntry> {
     let p = params(spi, &[spi as u8; 20], replay_window);
-    Arc::new(SaEntry { name: format!("sa{spi:x}"), sa: Sa::new(p).unwrap(), selectors: vec![], drops: SaDrops::new(1) })
+    Arc::new(SaEntry { name: format!("sa{spi:x}"), sa: Sa::new(p).unwrap(), selectors: Default::default(), drops: SaDrops::new(1) })
 }
 
 pub struct RingBed {
