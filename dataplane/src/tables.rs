@@ -5,7 +5,6 @@ use crate::counters::SaDrops;
 use crate::esp::Sa;
 use crate::l3::{Locals, Mac, Neighbors, Routes};
 use crate::spd::{Action, Selectors, Spd};
-use crate::hash::FastMap;
 use dpdk_sys::Cache;
 use std::sync::Arc;
 
@@ -34,7 +33,7 @@ impl SaEntry {
     }
 }
 
-pub type SpiMap<V> = FastMap<u32, V>;
+pub use crate::hash::SpiMap;
 
 /// One published snapshot. Parts that did not change are shared with the previous snapshot.
 #[derive(Clone)]
@@ -56,3 +55,4 @@ pub struct Tables {
     /// The MAC address of each port, by port index.
     pub macs: Arc<Vec<Mac>>,
 }
+

@@ -210,7 +210,9 @@ impl Worker {
 
 enum Class<'t> {
     Encrypt(&'t SaEntry),
-    Decrypt(&'t SaEntry),
+    /// ESP to one of our addresses, by SPI: its SA is looked up once the burst is classified,
+    /// its SAD slot prefetched meanwhile (with many SAs each slot is cold).
+    Esp(u32),
     /// Transit in clear (BYPASS): decrement TTL and route.
     Forward,
     /// Rewritten in place into an answer; route it (IP) or send it back out `port` (ARP).
@@ -248,6 +250,7 @@ impl Path {
             m.prefetch_data();
         }
         let mut transit = Burst::new();
+        let mut esp = Burst::new();
         let mut keys = [FlowKey::ZERO; BURST];
         let mut hashes = [0u32; BURST];
         let mut rx = rx.into_iter();
@@ -257,6 +260,10 @@ impl Path {
             }
             let j = transit.len();
             match self.parse(t, port, &mut m, &mut keys[j]) {
+                Some(Class::Esp(spi)) => {
+                    t.sad_in.prefetch(spi);
+                    esp.push((m, spi));
+                }
                 Some(class) => self.act(t, port, m, class, &mut sorted),
                 None => {
                     hashes[j] = keys[j].hash32();
@@ -269,6 +276,9 @@ impl Path {
             let class = self.transit(t, &keys[j], hashes[j], &mut m);
             self.act(t, port, m, class, &mut sorted);
         }
+        for (m, spi) in esp {
+            self.act(t, port, m, Class::Esp(spi), &mut sorted);
+        }
         self.encrypt(t, sorted.enc);
         self.decrypt(t, sorted.dec);
         n
@@ -279,7 +289,10 @@ impl Path {
     fn act<'t>(&mut self, t: &'t Tables, port: u16, m: Mbuf, class: Class<'t>, sorted: &mut Sorted<'t>) {
         match class {
             Class::Encrypt(sa) => sorted.enc.push((m, sa)),
-            Class::Decrypt(sa) => sorted.dec.push((m, sa)),
+            Class::Esp(spi) => match t.sad_in.get(&spi) {
+                Some(sa) => sorted.dec.push((m, sa)),
+                None => self.drop(DropReason::NoSa, 1),
+            },
             Class::Forward => {
                 self.shared.counters.bypassed.add(1);
                 self.route_out(t, m)
@@ -412,12 +425,10 @@ impl Path {
     /// A packet for one of our addresses: ESP to decrypt, a ping to answer, or for the control plane.
     fn local<'t>(&mut self, t: &'t Tables, port: u16, m: &mut Mbuf) -> Class<'t> {
         match local::classify(m.data()) {
-            // The SA itself is not read here (with many SAs it is cold; `decrypt` prefetches
-            // it): `decap` refuses ESP in the wrong encapsulation (`EncapMismatch`).
-            local::Kind::Esp { spi } => match t.sad_in.get(&spi) {
-                Some(sa) => Class::Decrypt(sa),
-                None => Class::Drop(DropReason::NoSa),
-            },
+            // Looked up by SPI once the burst is classified (`Class::Esp`); the SA itself is
+            // read only in `decrypt`, which prefetches it (with many SAs each is cold), and
+            // `decap` refuses ESP in the wrong encapsulation (`EncapMismatch`).
+            local::Kind::Esp { spi } => Class::Esp(spi),
             local::Kind::NatKeepalive => Class::Drop(DropReason::NatKeepalive),
             local::Kind::EchoRequest => {
                 if local::echo_reply(m.data_mut()) {
