@@ -84,6 +84,8 @@ pub struct Path {
     routed: Box<[Routed; ROUTED]>,
     /// The epoch of the snapshot being worked on.
     epoch: u64,
+    /// The address of the SA last prefetched into L2 at classification.
+    l2_sa: usize,
 }
 
 const ROUTED: usize = 1024;
@@ -170,6 +172,7 @@ impl Worker {
             nparked: 0,
             routed: Box::new([Routed { epoch: u64::MAX, dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), port: 0, mac: [0; 6] }; ROUTED]),
             epoch: u64::MAX,
+            l2_sa: 0,
         };
         Worker { path, reader, stop, idle_sleep: spec.idle_sleep }
     }
@@ -362,10 +365,14 @@ impl Path {
         match v & V_KIND {
             V_ENCRYPT => match t.out_sa.get((v & !V_KIND) as usize) {
                 Some(Some(sa)) => {
-                    // Into L2 now, into L1 a few packets before `encrypt` seals it: with
-                    // many SAs each is cold, and fetching its lines while the rest of the
-                    // burst is classified leaves the seal waiting less.
-                    sa.prefetch_out(Cache::L2);
+                    // Into L2 now, into L1 a few packets before `encrypt` seals it: with many
+                    // SAs each is cold, and fetching its lines while the rest of the burst is
+                    // classified leaves the seal waiting less. Once for a run of one SA.
+                    let at = &**sa as *const SaEntry as usize;
+                    if at != self.l2_sa {
+                        sa.prefetch_out(Cache::L2);
+                        self.l2_sa = at;
+                    }
                     ip::decrement_ttl(m.data_mut());
                     Class::Encrypt(sa)
                 }
