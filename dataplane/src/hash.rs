@@ -56,11 +56,12 @@ impl<V> Default for SpiMap<V> {
 }
 
 impl<V> SpiMap<V> {
-    /// The slot `spi` is first looked for in (the table's size is a power of two).
+    /// The slot `spi` is first looked for in (the table is not empty; its size is a power of
+    /// two, at least 16).
     #[inline]
     fn home(&self, spi: u32) -> usize {
-        let bits = self.slots.len().trailing_zeros();
-        ((spi as u64).wrapping_mul(K) >> (64 - bits.max(1))) as usize & (self.slots.len() - 1)
+        // The top bits of a multiplicative hash: sequential SPIs spread over the table.
+        ((spi as u64).wrapping_mul(K) >> (64 - self.slots.len().trailing_zeros())) as usize
     }
 
     #[inline]

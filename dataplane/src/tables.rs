@@ -25,7 +25,7 @@ impl SaEntry {
         self.sa.prefetch_out(to);
     }
 
-    /// `Sa::prefetch_in`, and the selectors' header (the selectors themselves are behind it).
+    /// `Sa::prefetch_in`, and the selectors' line (a single selector is on it; more are behind it).
     #[inline]
     pub fn prefetch_in(&self, to: Cache) {
         self.sa.prefetch_in(to);
