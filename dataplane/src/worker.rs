@@ -119,12 +119,20 @@ const PARKED: usize = 16;
 const AHEAD: usize = 3;
 
 /// Prefetches (`fetch`) the SA of `burst[j]` unless it is the one prefetched `last`.
-fn prefetch_sa(burst: &[(Mbuf, &SaEntry)], j: usize, last: &mut *const SaEntry, fetch: fn(&SaEntry)) {
+fn prefetch_sa(burst: &[(Mbuf, &SaEntry)], j: usize, last: &mut usize, fetch: fn(&SaEntry)) {
     if let Some((_, sa)) = burst.get(j) {
-        if !std::ptr::eq(*sa, *last) {
-            fetch(sa);
-            *last = *sa;
-        }
+        prefetch_once(sa, last, fetch);
+    }
+}
+
+/// Prefetches (`fetch`) `sa` unless it is the SA at address `last`, and remembers it: a run
+/// of one SA's packets asks once.
+#[inline]
+fn prefetch_once(sa: &SaEntry, last: &mut usize, fetch: fn(&SaEntry)) {
+    let at = sa as *const SaEntry as usize;
+    if at != *last {
+        fetch(sa);
+        *last = at;
     }
 }
 
@@ -367,12 +375,8 @@ impl Path {
                 Some(Some(sa)) => {
                     // Into L2 now, into L1 a few packets before `encrypt` seals it: with many
                     // SAs each is cold, and fetching its lines while the rest of the burst is
-                    // classified leaves the seal waiting less. Once for a run of one SA.
-                    let at = &**sa as *const SaEntry as usize;
-                    if at != self.l2_sa {
-                        sa.prefetch_out(Cache::L2);
-                        self.l2_sa = at;
-                    }
+                    // classified leaves the seal waiting less.
+                    prefetch_once(sa, &mut self.l2_sa, |s| s.prefetch_out(Cache::L2));
                     ip::decrement_ttl(m.data_mut());
                     Class::Encrypt(sa)
                 }
@@ -483,7 +487,7 @@ impl Path {
 
     /// Encrypts a burst; each run of packets for one SA takes its sequence numbers at once.
     fn encrypt(&mut self, t: &Tables, burst: Burst<(Mbuf, &SaEntry)>) {
-        let mut last = std::ptr::null();
+        let mut last = 0;
         (0..AHEAD).for_each(|j| prefetch_sa(&burst, j, &mut last, |s| s.prefetch_out(Cache::L1)));
         let mut burst = burst.into_iter();
         while let Some(&(_, sa)) = burst.as_slice().first() {
@@ -510,7 +514,7 @@ impl Path {
     }
 
     fn decrypt(&mut self, t: &Tables, burst: Burst<(Mbuf, &SaEntry)>) {
-        let mut last = std::ptr::null();
+        let mut last = 0;
         (0..AHEAD).for_each(|j| prefetch_sa(&burst, j, &mut last, |s| s.prefetch_in(Cache::L1)));
         let mut burst = burst.into_iter();
         let mut decrypted = 0;
