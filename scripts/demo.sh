@@ -23,10 +23,21 @@ for g in 1 2; do
   ip netns exec rpgw$g $BIN/rampart run --config configs/testbed/gw$g.json >"$LOG/gw$g.out" 2>"$LOG/gw$g.log" &
   echo $! >"$LOG/gw$g.pid"
 done
+# Wait for the tunnel (up to about two minutes); if it never carries a ping, say why.
+up=0
 for i in $(seq 1 100); do
-  ip netns exec rph1 ping -c1 -W1 10.2.0.1 >/dev/null 2>&1 && break
+  for g in 1 2; do
+    kill -0 "$(cat "$LOG/gw$g.pid")" 2>/dev/null || { echo "demo: gateway $g exited:" >&2; cat "$LOG/gw$g.log" >&2; exit 1; }
+  done
+  ip netns exec rph1 ping -c1 -W1 10.2.0.1 >/dev/null 2>&1 && { up=1; break; }
   sleep 0.2
 done
+if [ $up = 0 ]; then
+  echo "demo: no ping through the tunnel after $i tries; gateway logs and the hosts' neighbours:" >&2
+  tail -n 20 "$LOG/gw1.log" "$LOG/gw2.log" >&2
+  ip netns exec rph1 ip neigh >&2; ip netns exec rph2 ip neigh >&2
+  exit 1
+fi
 echo "== ping 10.1.0.1 -> 10.2.0.1 through the tunnel"
 ip netns exec rph1 ping -c 5 -i 0.2 10.2.0.1
 echo "== ping fd01::1 -> fd02::1 (IPv6 inside IPv4 ESP)"
