@@ -81,8 +81,10 @@ fn run(mut a: Args) -> Result<(), String> {
         (a.ports[0].clone(), a.ports[1].clone())
     };
     let mut cfg = scenario::config(&a, &lan_dev, &wan_dev, first_core)?;
-    // EAL memory: the mbuf pool (about 2.3 KiB an mbuf) and 512 MiB for the rest.
-    let mem_mb = ((a.mbufs as usize * 2304) >> 20) + 512;
+    // EAL memory: the mbuf pool and 512 MiB for the rest. An mbuf takes 2.3 KiB with the
+    // mempool's header; on 4 KiB pages the mempool puts one on each page, as none may cross one.
+    let per_mbuf = if a.hugepages { 2432 } else { 4096 };
+    let mem_mb = ((a.mbufs as usize * per_mbuf) >> 20) + 512;
     let mem = vec!["-m".to_string(), mem_mb.max(1024).to_string()];
     cfg.eal.extend(if a.hugepages { mem } else { [vec!["--no-huge".to_string()], mem].concat() });
     cfg.eal.push("--no-pci".into());
