@@ -15,6 +15,7 @@
 #   bench/compare_secgw.sh                       # sizes 64 512 1420, both directions
 #   SIZES="64" DIRS="encrypt" WIN=1 NWIN=3 bench/compare_secgw.sh
 #   MEM="-m 1024" bench/compare_secgw.sh         # hugepages (mounted and reserved first)
+#   ROUNDS=5 bench/compare_secgw.sh              # each point five times, medians (ratio: of the rounds')
 #   COUNT=instructions bench/compare_secgw.sh    # instructions a packet under callgrind, not rates
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -116,14 +117,27 @@ if [ "${COUNT:-}" = instructions ]; then
   exit 0
 fi
 
+# ROUNDS > 1: each point runs the two gateways one after the other ROUNDS times and prints the
+# medians, the ratio being the median of the rounds' own ratios (each taken from two runs a
+# few seconds apart, so the slow stretches of a shared machine hit it less than a single run).
+ROUNDS="${ROUNDS:-1}"
+median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print("%.3f" % statistics.median(v) if v else "")' "$@"; }
 declare -A ENC
-printf '%-8s %-6s %12s %14s %7s  %s\n' direction size "secgw Mpps" "rampart Mpps" ratio "rampart engine"
+printf '%-8s %-6s %12s %14s %7s  %s
+' direction size "secgw Mpps" "rampart Mpps" ratio "rampart engine"
 for d in $DIRS; do
   for s in $SIZES; do
-    a=$(secgw_mpps "$d" "$s"); read -r b eng <<< "$(bench_mpps "$d" "$s")"
+    A=(); B=(); R=()
+    for _ in $(seq "$ROUNDS"); do
+      a=$(secgw_mpps "$d" "$s"); read -r b eng <<< "$(bench_mpps "$d" "$s")"
+      [ -n "$a" ] && A+=("$a"); [ -n "$b" ] && B+=("$b")
+      [ -n "$a" ] && [ -n "$b" ] && R+=("$(python3 -c "import sys; a,b=map(float,sys.argv[1:]); print(b/a if a>0 else 0)" "$a" "$b")")
+    done
+    a=$(median "${A[@]}"); b=$(median "${B[@]}"); r=$(median "${R[@]}")
     [ "$d" = encrypt ] && ENC[$s]=${b:-0}
-    r=$(python3 -c "import sys; a,b=sys.argv[1:]; print('%.2f' % (float(b)/float(a)) if float(a)>0 and float(b)>0 else 'n/a')" "${a:-0}" "${b:-0}")
-    printf '%-8s %-6s %12s %14s %7s  %s\n' "$d" "$s" "${a:-fail}" "${b:-fail}" "$r" "${eng:-}"
+    rounds=""; [ "$ROUNDS" -gt 1 ] && [ -n "$r" ] && rounds="  rounds:$(printf ' %.2f' "${R[@]}")"
+    [ -n "$r" ] && r=$(printf '%.2f' "$r") || r=n/a
+    printf '%-8s %-6s %12s %14s %7s  %s%s\n' "$d" "$s" "${a:-fail}" "${b:-fail}" "$r" "${eng:-}" "$rounds"
   done
 done
 
