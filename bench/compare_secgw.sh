@@ -123,8 +123,7 @@ fi
 ROUNDS="${ROUNDS:-1}"
 median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print("%.3f" % statistics.median(v) if v else "")' "$@"; }
 declare -A ENC
-printf '%-8s %-6s %12s %14s %7s  %s
-' direction size "secgw Mpps" "rampart Mpps" ratio "rampart engine"
+printf '%-8s %-6s %12s %14s %7s  %s\n' direction size "secgw Mpps" "rampart Mpps" ratio "rampart engine"
 for d in $DIRS; do
   for s in $SIZES; do
     A=(); B=(); R=()
