@@ -66,7 +66,8 @@ impl<V> SpiMap<V> {
 
     #[inline]
     pub fn get(&self, spi: &u32) -> Option<&V> {
-        if self.slots.is_empty() || *spi == 0 {
+        // SPI 0 needs no test of its own: it marks a free slot, so a probe for it stops at one.
+        if self.slots.is_empty() {
             return None;
         }
         let mask = self.slots.len() - 1;

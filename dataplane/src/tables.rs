@@ -55,4 +55,3 @@ pub struct Tables {
     /// The MAC address of each port, by port index.
     pub macs: Arc<Vec<Mac>>,
 }
-
