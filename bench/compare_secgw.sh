@@ -7,10 +7,13 @@
 # prepare_secgw.sh (reused, not copied), its ESP input is its own output captured in a finite
 # run, and its rate is read over telemetry with the anchors' ethdev_rate.py (median of NWIN
 # windows of WIN s). Rampart's ESP input is written by `bench --write-pcap` from the same
-# frame sizes. Prints both Mpps and the ratio. Then, for encrypt, the ceiling that crypto
-# plus I/O alone set on one core: dpdk-testpmd io forwarding on the same vdevs (the anchors'
-# harness-ceiling command, its rate read the same way) and intel-ipsec-mb's seal rate at the
-# frame size (`aead-speed`), 1 / (1/io + 1/seal), and Rampart's fraction of it.
+# frame sizes. Prints both Mpps and the ratio, and the floor: what a gateway with no code of its
+# own reaches on the same harness, measured by bench/probe/floor.c (receive, AES-GCM over each
+# frame in place as Rampart's ESP calls it, transmit), with Rampart's fraction of it. Then, for
+# encrypt, the ceiling that crypto plus I/O alone set on one core composed from two separate
+# measurements: dpdk-testpmd io forwarding on the same vdevs (the anchors' harness-ceiling
+# command, its rate read the same way) and intel-ipsec-mb's seal rate at the frame size
+# (`aead-speed`), 1 / (1/io + 1/seal), and Rampart's fraction of it.
 #
 #   bench/compare_secgw.sh                       # sizes 64 512 1420, both directions
 #   SIZES="64" DIRS="encrypt" WIN=1 NWIN=3 bench/compare_secgw.sh
@@ -43,6 +46,10 @@ fi
 if [ ! -x "$BENCH" ] || [ ! -x "$AEAD_SPEED" ]; then
   echo "== building bench"
   (cd "$ROOT" && cargo build --release -p rampart-bench --bin bench --bin aead-speed) || exit 1
+fi
+FLOOR=$W/floor
+if [ ! -x "$FLOOR" ] || [ "$HERE/probe/floor.c" -nt "$FLOOR" ]; then
+  gcc -O2 "$HERE/probe/floor.c" -o "$FLOOR" $(pkg-config --cflags --libs libdpdk) -lIPSec_MB || exit 1
 fi
 EAL=(-l 0,1 "${MEMARGS[@]}" --no-pci --file-prefix secgw --vdev crypto_aesni_mb0)
 APPARGS=(-p 0x3 -P -u 0x2 --config "(0,0,1),(1,0,1)" -l -f "$ANCHORS/secgw/esp-cpu.cfg")
@@ -91,6 +98,17 @@ bench_mpps() { # dir size -> Mpps and engine
   "${CMD[@]}" 2> "$W/compare_bench_${1}_$2.txt" | tail -1 | python3 -c 'import json,sys; j=json.load(sys.stdin); print("%.3f %s" % (j["mpps"], j["engine"].split(" (")[0]))'
 }
 
+floor_mpps() { # dir size -> median tx Mpps of bench/probe/floor.c on the harness, Rampart's input
+  local F=(-l 0,1 "${MEMARGS[@]}" --no-pci --file-prefix secgw)
+  if [ "$1" = encrypt ]; then
+    rate_of 0 1 "$W/compare_floor_$1_$2.txt" "$FLOOR" "${F[@]}" --vdev "net_pcap0,rx_pcap=$W/plain_$2.pcap,infinite_rx=1" \
+      --vdev "net_null1,no-rx=1" -- seal 0 1
+  else
+    rate_of 1 0 "$W/compare_floor_$1_$2.txt" "$FLOOR" "${F[@]}" --vdev "net_null0,no-rx=1" \
+      --vdev "net_pcap1,rx_pcap=$W/rampart_esp_$2.pcap,infinite_rx=1" -- open 1 0
+  fi
+}
+
 io_mpps() { # size -> median tx Mpps of testpmd io forwarding, pcap -> null
   rate_of 0 1 "$W/compare_testpmd_$1.txt" dpdk-testpmd -l 0,1 "${MEMARGS[@]}" --no-pci --file-prefix secgw \
     --vdev "net_pcap0,rx_pcap=$W/plain_$1.pcap,infinite_rx=1" --vdev "net_null1,no-rx=1" -- \
@@ -122,21 +140,24 @@ fi
 # few seconds apart, so the slow stretches of a shared machine hit it less than a single run).
 ROUNDS="${ROUNDS:-1}"
 median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print("%.3f" % statistics.median(v) if v else "")' "$@"; }
+ratio() { python3 -c 'import sys; a,b=map(float,sys.argv[1:]); print(b/a if a>0 else 0)' "$@"; }
 declare -A ENC
-printf '%-8s %-6s %12s %14s %7s  %s\n' direction size "secgw Mpps" "rampart Mpps" ratio "rampart engine"
+printf '%-8s %-6s %10s %12s %6s %10s %8s  %s\n' direction size "secgw Mpps" "rampart Mpps" ratio "floor Mpps" "of floor" "rampart engine"
 for d in $DIRS; do
   for s in $SIZES; do
-    A=(); B=(); R=()
+    A=(); B=(); F=(); R=(); Q=()
     for _ in $(seq "$ROUNDS"); do
-      a=$(secgw_mpps "$d" "$s"); read -r b eng <<< "$(bench_mpps "$d" "$s")"
-      [ -n "$a" ] && A+=("$a"); [ -n "$b" ] && B+=("$b")
-      [ -n "$a" ] && [ -n "$b" ] && R+=("$(python3 -c "import sys; a,b=map(float,sys.argv[1:]); print(b/a if a>0 else 0)" "$a" "$b")")
+      a=$(secgw_mpps "$d" "$s"); read -r b eng <<< "$(bench_mpps "$d" "$s")"; f=$(floor_mpps "$d" "$s")
+      [ -n "$a" ] && A+=("$a"); [ -n "$b" ] && B+=("$b"); [ -n "$f" ] && F+=("$f")
+      [ -n "$a" ] && [ -n "$b" ] && R+=("$(ratio "$a" "$b")")
+      [ -n "$f" ] && [ -n "$b" ] && Q+=("$(ratio "$f" "$b")")
     done
-    a=$(median "${A[@]}"); b=$(median "${B[@]}"); r=$(median "${R[@]}")
+    a=$(median "${A[@]}"); b=$(median "${B[@]}"); f=$(median "${F[@]}"); r=$(median "${R[@]}"); q=$(median "${Q[@]}")
     [ "$d" = encrypt ] && ENC[$s]=${b:-0}
-    rounds=""; [ "$ROUNDS" -gt 1 ] && [ -n "$r" ] && rounds="  rounds:$(printf ' %.2f' "${R[@]}")"
+    rounds=""; [ "$ROUNDS" -gt 1 ] && [ -n "$r" ] && rounds="  rounds:$(printf ' %.2f' "${R[@]}"), of floor:$(printf ' %.2f' "${Q[@]}")"
     [ -n "$r" ] && r=$(printf '%.2f' "$r") || r=n/a
-    printf '%-8s %-6s %12s %14s %7s  %s%s\n' "$d" "$s" "${a:-fail}" "${b:-fail}" "$r" "${eng:-}" "$rounds"
+    [ -n "$q" ] && q=$(printf '%.2f' "$q") || q=n/a
+    printf '%-8s %-6s %10s %12s %6s %10s %8s  %s%s\n' "$d" "$s" "${a:-fail}" "${b:-fail}" "$r" "${f:-fail}" "$q" "${eng:-}" "$rounds"
   done
 done
 

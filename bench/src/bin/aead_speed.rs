@@ -106,6 +106,9 @@ fn measure(a: &Aead, len: usize, o: &Opts) -> (f64, f64) {
 }
 
 fn main() {
+    // Piped into `head` or `grep -m`, it ends quietly as C tools do, not with a panic.
+    // SAFETY: restoring the default disposition of a signal, before any other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let o = match parse(&argv) {
         Ok(o) => o,
