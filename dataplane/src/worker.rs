@@ -98,6 +98,16 @@ struct Routed {
     mac: Mac,
 }
 
+/// Where a routed packet goes next.
+#[derive(Clone, Copy)]
+enum Hop {
+    /// Out of this port to this neighbour.
+    Known(u16, Mac),
+    /// A neighbour not yet resolved: solicit it and park the packet.
+    Unknown(NextHop),
+    NoRoute,
+}
+
 #[inline]
 fn routed_slot(dst: IpAddr) -> usize {
     let x = match dst {
@@ -494,14 +504,17 @@ impl Path {
             let run = burst.as_slice().iter().take_while(|(_, s)| std::ptr::eq(*s, sa)).count();
             let first = sa.sa.reserve_seq(run as u64);
             let (mut sealed, mut bytes) = (0, 0);
+            // A tunnel's packets all go to its remote end: routed once for the run.
+            let tunnel = sa.sa.params().tunnel.map(|(_, remote)| (remote, self.next_hop(t, remote)));
             for k in 0..run {
                 prefetch_sa(burst.as_slice(), AHEAD, &mut last, |s| s.prefetch_out(Cache::L1));
                 let Some((mut m, _)) = burst.next() else { break };
                 match first.and_then(|s| sa.sa.encap_seq(&mut m, s + k as u64)) {
                     Ok(len) => {
                         (sealed, bytes) = (sealed + 1, bytes + len as u64);
-                        match sa.sa.params().tunnel {
-                            Some((_, remote)) => self.route_to(t, m, remote),
+                        match tunnel {
+                            Some((remote, Hop::Known(port, mac))) => self.send_eth(t, port, mac, remote.is_ipv4(), m),
+                            Some((remote, _)) => self.route_to(t, m, remote),
                             None => self.route_out(t, m),
                         }
                     }
@@ -595,24 +608,36 @@ impl Path {
 
     /// `route_out` for a packet whose destination the caller has at hand (it wrote or
     /// checked the header): the header just written is not read back.
-    fn route_to(&mut self, t: &Tables, mut m: Mbuf, dst: IpAddr) {
+    fn route_to(&mut self, t: &Tables, m: Mbuf, dst: IpAddr) {
+        match self.next_hop(t, dst) {
+            Hop::Known(port, mac) => self.send_eth(t, port, mac, dst.is_ipv4(), m),
+            Hop::Unknown(nh) => {
+                self.solicit(t, nh);
+                self.park(nh, m)
+            }
+            Hop::NoRoute => self.drop(DropReason::NoRoute, 1),
+        }
+    }
+
+    /// Where packets to `dst` go: from the cache of routed destinations (per tables epoch),
+    /// else from the routes and neighbours.
+    #[inline(always)]
+    fn next_hop(&mut self, t: &Tables, dst: IpAddr) -> Hop {
         let slot = routed_slot(dst);
         let r = self.routed[slot];
-        let (port, mac) = match r.epoch == self.epoch && r.dst == dst {
-            true => (r.port, r.mac),
-            false => {
-                let Some(nh) = t.routes.lookup(dst) else {
-                    return self.drop(DropReason::NoRoute, 1);
-                };
-                let Some(&mac) = t.neighbors.get(nh.port, nh.addr) else {
-                    self.solicit(t, nh);
-                    return self.park(nh, m);
-                };
-                self.routed[slot] = Routed { epoch: self.epoch, dst, port: nh.port, mac };
-                (nh.port, mac)
-            }
-        };
-        let ethertype = if dst.is_ipv4() { ethernet::ethertype::IPV4 } else { ethernet::ethertype::IPV6 };
+        if r.epoch == self.epoch && r.dst == dst {
+            return Hop::Known(r.port, r.mac);
+        }
+        let Some(nh) = t.routes.lookup(dst) else { return Hop::NoRoute };
+        let Some(&mac) = t.neighbors.get(nh.port, nh.addr) else { return Hop::Unknown(nh) };
+        self.routed[slot] = Routed { epoch: self.epoch, dst, port: nh.port, mac };
+        Hop::Known(nh.port, mac)
+    }
+
+    /// Adds the Ethernet header for neighbour `mac` on `port` and queues the packet for TX.
+    #[inline]
+    fn send_eth(&mut self, t: &Tables, port: u16, mac: Mac, ipv4: bool, mut m: Mbuf) {
+        let ethertype = if ipv4 { ethernet::ethertype::IPV4 } else { ethernet::ethertype::IPV6 };
         let Some(h) = PktBuf::prepend(&mut m, ethernet::HEADER_LEN) else {
             return self.drop(DropReason::NoRoom, 1);
         };
