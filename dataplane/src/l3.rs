@@ -90,15 +90,29 @@ impl Neighbors {
 #[derive(Clone, Debug, Default)]
 pub struct Locals {
     addrs: Vec<LocalAddr>,
+    /// The `filter_bit` of every address: one whose bit is clear is not local, so most
+    /// packets (transit, decrypted) are settled without a scan, however many addresses.
+    filter: u64,
+}
+
+/// A bit picked by an address's last byte (hosts of one subnet differ there).
+#[inline]
+fn filter_bit(addr: IpAddr) -> u64 {
+    let last = match addr {
+        IpAddr::V4(a) => a.octets()[3],
+        IpAddr::V6(a) => a.octets()[15],
+    };
+    1 << (last & 63)
 }
 
 impl Locals {
     pub fn new(addrs: Vec<LocalAddr>) -> Self {
-        Locals { addrs }
+        let filter = addrs.iter().fold(0, |f, l| f | filter_bit(l.addr));
+        Locals { addrs, filter }
     }
     #[inline]
     pub fn is_local(&self, addr: IpAddr) -> bool {
-        self.addrs.iter().any(|l| l.addr == addr)
+        self.filter & filter_bit(addr) != 0 && self.addrs.iter().any(|l| l.addr == addr)
     }
     #[inline]
     pub fn owns_on(&self, port: u16, addr: IpAddr) -> bool {
@@ -115,5 +129,30 @@ impl Locals {
     }
     pub fn all(&self) -> &[LocalAddr] {
         &self.addrs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_local_exactly_the_own_addresses() {
+        // Enough addresses that their filter bits collide with outsiders' (last bytes 0..=99,
+        // and 64 apart), both families.
+        let own: Vec<IpAddr> = (0..100u8)
+            .map(|i| IpAddr::from([10, 0, i, i]))
+            .chain((0..5u8).map(|i| IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, i as u16])))
+            .collect();
+        let locals = Locals::new(own.iter().map(|&addr| LocalAddr { port: 0, addr, prefix_len: 24 }).collect());
+        for a in &own {
+            assert!(locals.is_local(*a), "{a}");
+        }
+        for i in 0..=255u8 {
+            for b in [IpAddr::from([10, 0, 200, i]), IpAddr::from([10, 1, i, i]), IpAddr::from([0x2001, 0xdb8, 1, 0, 0, 0, 0, i as u16])] {
+                assert!(!locals.is_local(b), "{b}");
+            }
+        }
+        assert!(!Locals::default().is_local(IpAddr::from([0, 0, 0, 0])));
     }
 }
