@@ -15,6 +15,7 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <immintrin.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@
 #define ETH 14
 #define ESP_HDRS (ETH + 20 + 8 + 8) /* Ethernet, outer IPv4, SPI and sequence, IV */
 #define ICV 16
+#define SALT 0x01020304ull
+#define SPI 0x00100000ull
 
 static volatile int quit;
 static int sealing;
@@ -51,12 +54,14 @@ static int loop(void *arg)
 		for (uint16_t i = 0; i < n; i++) {
 			uint8_t *p = rte_pktmbuf_mtod(bufs[i], uint8_t *);
 			uint32_t len = rte_pktmbuf_data_len(bufs[i]);
-			/* nonce (salt, IV) and AAD (SPI, sequence) as ESP builds them */
-			_Alignas(16) uint8_t nonce_aad[32] = { 0 };
+			/* The nonce (salt, IV) and the AAD (SPI, sequence) each written in one 16-byte
+			 * store, as Rampart writes them: ipsec-mb reads them with vector loads, which
+			 * cannot take their data from narrower stores just made. */
+			_Alignas(16) uint8_t nonce_aad[32];
 
 			seq++;
-			memcpy(nonce_aad + 4, &seq, 8);
-			memcpy(nonce_aad + 20, &seq, 8);
+			_mm_store_si128((__m128i *)nonce_aad, _mm_set_epi64x((long long)(seq >> 32), (long long)(SALT | seq << 32)));
+			_mm_store_si128((__m128i *)(nonce_aad + 16), _mm_set_epi64x(0, (long long)(SPI | seq << 32)));
 			if (sealing) {
 				uint32_t l = len - ETH + 2;
 
