@@ -62,7 +62,7 @@ static int loop(void *arg)
 			seq++;
 			_mm_store_si128((__m128i *)nonce_aad, _mm_set_epi64x((long long)(seq >> 32), (long long)(SALT | seq << 32)));
 			_mm_store_si128((__m128i *)(nonce_aad + 16), _mm_set_epi64x(0, (long long)(SPI | seq << 32)));
-			if (sealing) {
+			if (sealing && len > ETH) {
 				uint32_t l = len - ETH + 2;
 
 				l += (4 - l % 4) % 4; /* the tailroom holds the trailer and ICV */
