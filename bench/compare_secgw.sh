@@ -33,7 +33,9 @@ NWIN="${NWIN:-5}"
 DURATION="${DURATION:-10}"
 read -r -a MEMARGS <<< "${MEM:---no-huge -m 1024}"
 BENCH="${BENCH:-${CARGO_TARGET_DIR:-$ROOT/target}/release/bench}"
+# Beside `bench`, or the workspace's when BENCH names a copy elsewhere (an A/B build).
 AEAD_SPEED="$(dirname "$BENCH")/aead-speed"
+[ -x "$AEAD_SPEED" ] || AEAD_SPEED="${CARGO_TARGET_DIR:-$ROOT/target}/release/aead-speed"
 BENCH_MEM=(--no-huge); [[ "${MEM:-}" == *--no-huge* || -z "${MEM:-}" ]] || BENCH_MEM=(--hugepages)
 
 if [ ! -d /usr/share/dpdk/examples/ipsec-secgw ]; then

@@ -8,13 +8,15 @@ use crate::spd::{Action, Selectors, Spd};
 use dpdk_sys::Cache;
 use std::sync::Arc;
 
-/// An installed SA with what the dataplane keeps beside it.
+/// An installed SA with what the dataplane keeps beside it. The selectors follow the SA (whose
+/// size is whole lines), so the lines their check reads start on a line boundary.
 #[derive(Debug)]
+#[repr(C)]
 pub struct SaEntry {
-    pub name: String,
     pub sa: Sa,
     /// Inbound only: the inner packet must match one of these (RFC 4301 5.2, step 4).
     pub selectors: Selectors,
+    pub name: String,
     pub drops: SaDrops,
 }
 
@@ -25,11 +27,13 @@ impl SaEntry {
         self.sa.prefetch_out(to);
     }
 
-    /// `Sa::prefetch_in`, and the selectors' line (a single selector is on it; more are behind it).
+    /// `Sa::prefetch_in`, and the selectors' first lines (a single selector's pattern is on
+    /// them; more are behind them).
     #[inline]
     pub fn prefetch_in(&self, to: Cache) {
         self.sa.prefetch_in(to);
-        dpdk_sys::prefetch_to((&self.selectors as *const Selectors).cast(), to);
+        let at = (&self.selectors as *const Selectors).cast::<u8>();
+        (0..Selectors::HOT_BYTES).step_by(64).for_each(|off| dpdk_sys::prefetch_to(at.wrapping_add(off), to));
     }
 }
 

@@ -149,10 +149,13 @@ proptest! {
         }
     }
 
+    /// One selector, alone and as an SA's only selector (checked as a precomputed pattern).
     #[test]
     fn selector_matches_agrees_with_prefix_contains(p in policy(), k in key()) {
-        let dir = p.dir;
-        prop_assert_eq!(p.sel.matches(&k), linear(std::slice::from_ref(&p), dir, &k).is_some());
+        let p = Policy { dir: Direction::Inbound, ..p };
+        let want = linear(std::slice::from_ref(&p), Direction::Inbound, &k).is_some();
+        prop_assert_eq!(p.sel.matches(&k), want);
+        prop_assert_eq!(Selectors::new(vec![p.sel]).matches(&k), want);
     }
 
     #[test]
@@ -187,6 +190,39 @@ fn prefixes_parse_and_mask() {
     for bad in ["10.0.0.0/33", "::/129", "foo", "10.0.0.0/", "10.0.0/8", "/8", "10.0.0.0/-1"] {
         assert!(matches!(bad.parse::<Prefix>(), Err(SpdError::InvalidPrefix(_))), "{bad}");
     }
+}
+
+/// The edges the generated selectors do not reach: host bits in a prefix written as a
+/// literal, mixed families and empty port ranges (which match nothing), the placeholder key.
+#[test]
+fn selector_edges() {
+    let v4 = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+    let literal = Prefix { addr: IpAddr::V4(v4("10.1.0.5")), len: 24 };
+    let sel = Selector::new(literal, "192.0.2.0/24".parse().unwrap());
+    let key = |src: &str, dst: &str, sport, dport| FlowKey::v4(v4(src).octets(), v4(dst).octets(), 6, sport, dport);
+    for s in [Selectors::new(vec![sel]), Selectors::new(vec![sel, sel])] {
+        assert!(s.matches(&key("10.1.0.77", "192.0.2.9", 1, 2)));
+        assert!(!s.matches(&key("10.1.1.77", "192.0.2.9", 1, 2)));
+        assert!(!s.matches(&FlowKey::ZERO));
+    }
+    let v6: Prefix = "2001:db8::/32".parse().unwrap();
+    let mixed = Selector::new(Prefix::any_v4(), v6);
+    let empty = Selector { sport: (10, 9), ..Selector::new(Prefix::any_v4(), Prefix::any_v4()) };
+    let ports = Selector { sport: (0, 0), dport: (65535, 65535), ..Selector::new(Prefix::any_v4(), Prefix::any_v4()) };
+    for k in [key("10.0.0.1", "10.0.0.2", 9, 10), key("10.0.0.1", "10.0.0.2", 10, 10)] {
+        assert!(!Selectors::new(vec![mixed]).matches(&k) && !mixed.matches(&k));
+        assert!(!Selectors::new(vec![empty]).matches(&k) && !empty.matches(&k));
+    }
+    assert!(Selectors::new(vec![ports]).matches(&key("1.1.1.1", "2.2.2.2", 0, 65535)));
+    assert!(!Selectors::new(vec![ports]).matches(&key("1.1.1.1", "2.2.2.2", 1, 65535)));
+    assert!(!Selectors::new(vec![ports]).matches(&key("1.1.1.1", "2.2.2.2", 0, 65534)));
+}
+
+/// `SaEntry::prefetch_in` fetches the lines the one-selector check reads from the selectors'
+/// address alone: they must start on a line.
+#[test]
+fn selectors_start_on_a_line_in_an_sa_entry() {
+    assert_eq!(std::mem::offset_of!(rampart_dataplane::tables::SaEntry, selectors) % 64, 0);
 }
 
 #[test]
