@@ -214,14 +214,11 @@ impl Pattern {
         // A selector no packet can match (families differ, a port range is empty) asks for
         // family 0xff, which no key has.
         let empty = s.src.is_ipv6() != s.dst.is_ipv6() || s.sport.0 > s.sport.1 || s.dport.0 > s.dport.1;
-        let family = match (empty, s.src.is_ipv6()) {
-            (true, _) => 0xff,
-            (false, v6) => if v6 { 6 } else { 4 },
-        };
-        let (proto, proto_mask) = s.proto.map_or((0, 0), |p| (p as u64, 0xff));
+        let family = if empty { 0xff } else if s.src.is_ipv6() { 6 } else { 4 };
+        let (proto, proto_mask) = s.proto.map_or((0, 0), |p| (p, 0xff));
         Pattern {
-            net: [sn[0], sn[1], dn[0], dn[1], tail(proto as u8, 0, 0, family)],
-            mask: [sm[0], sm[1], dm[0], dm[1], tail(proto_mask as u8, 0, 0, 0xff)],
+            net: [sn[0], sn[1], dn[0], dn[1], tail(proto, 0, 0, family)],
+            mask: [sm[0], sm[1], dm[0], dm[1], tail(proto_mask, 0, 0, 0xff)],
             sport: (s.sport.0, s.sport.1.wrapping_sub(s.sport.0)),
             dport: (s.dport.0, s.dport.1.wrapping_sub(s.dport.0)),
         }
