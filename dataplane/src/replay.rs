@@ -48,8 +48,8 @@ pub struct ReplayWindow {
     /// The highest sequence number that verified (0 = none yet).
     top: AtomicU64,
     /// `bitmap`'s length in bits, less one. The bitmap is `size` rounded up to a power of
-    /// two, so that a number's bit is found with a mask rather than a division (two a packet,
-    /// each longer than the rest of the window's work).
+    /// two, so that a number's bit is found with a mask rather than a division (two a packet
+    /// in order).
     mask: u64,
     /// Bit `s & mask` is set when sequence `s` (within the window) has been received.
     bitmap: Box<[AtomicU64]>,
