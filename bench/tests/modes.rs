@@ -37,9 +37,12 @@ fn pps_mode_replays_a_large_pcap_with_more_mbufs() {
     let _ = std::fs::remove_file(pcap);
     assert!(j["packets"].as_u64().unwrap() > 40000, "{j}");
     // Sized to twice the flows, a few buckets still get more than four flows (the hash is
-    // random): those flows push each other out, the rest hit.
+    // random): those flows push each other out, the rest hit. The figures are the difference
+    // of two snapshots of a running worker, which counts a miss before the SPD lookup and its
+    // eviction after it: the first snapshot can fall between the two, so one more eviction
+    // than misses may show (CI saw 88,812 against 88,811).
     let fc = |k: &str| j["flow_cache"][k].as_u64().unwrap();
-    assert!(fc("evictions") <= fc("misses") && fc("misses") * 20 < fc("hits"), "{j}");
+    assert!(fc("evictions") <= fc("misses") + 1 && fc("misses") * 20 < fc("hits"), "{j}");
 }
 
 /// A flow cache smaller than the flows pushes live flows out, and says so.
